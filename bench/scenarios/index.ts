@@ -1,0 +1,7 @@
+// Registered scenario groups, in run order. To add one: create
+// bench/scenarios/<name>.ts exporting `defineScenario({...})` as default and
+// list it here.
+import type { Scenario } from '../lib/framework.ts';
+import registryCore from './registry-core.ts';
+
+export const scenarios: Scenario[] = [registryCore];

@@ -1,0 +1,77 @@
+import { z } from 'zod';
+
+const DURATION = /^(\d+)(ms|s|m|h|d)$/;
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+
+/** "90s", "15m", "6h", "7d" (or a number of seconds) as milliseconds. */
+export const duration = z.union([z.number().nonnegative(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') return value * 1000;
+  const match = DURATION.exec(value.trim());
+  if (!match) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration such as 30s, 15m, 6h or 7d` });
+    return z.NEVER;
+  }
+  return Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
+});
+
+const BYTE_UNITS = { '': 1, b: 1, kib: 1024, mib: 1024 ** 2, gib: 1024 ** 3, tib: 1024 ** 4, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12 } as const;
+
+/** "64MiB", "4 GiB", "500MB" (or a number of bytes). */
+export const byteSize = z.union([z.number().int().nonnegative(), z.string()]).transform((value, ctx) => {
+  if (typeof value === 'number') return value;
+  const match = /^(\d+(?:\.\d+)?)\s*([a-zA-Z]*)$/.exec(value.trim());
+  const unit = match?.[2]?.toLowerCase() as keyof typeof BYTE_UNITS | undefined;
+  if (!match || unit === undefined || !(unit in BYTE_UNITS)) {
+    ctx.addIssue({ code: 'custom', message: `"${value}" is not a size such as 512KiB, 64MiB or 10GiB` });
+    return z.NEVER;
+  }
+  return Math.round(Number(match[1]) * BYTE_UNITS[unit]);
+});
+
+export const configSchema = z
+  .object({
+    http: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(5000),
+        shutdownGrace: duration.default(30_000),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 5000, shutdownGrace: 30_000 }),
+    storage: z
+      .object({
+        directory: z.string().default('./data'),
+      })
+      .strict()
+      .default({ directory: './data' }),
+    log: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .default({ level: 'info' }),
+    limits: z
+      .object({
+        maxManifestSize: byteSize.default(4 * 1024 * 1024),
+      })
+      .strict()
+      .default({ maxManifestSize: 4 * 1024 * 1024 }),
+    uploads: z
+      .object({
+        expireAfter: duration.default(24 * 3_600_000),
+        sweepInterval: duration.default(15 * 60_000),
+      })
+      .strict()
+      .default({ expireAfter: 24 * 3_600_000, sweepInterval: 15 * 60_000 }),
+    cache: z
+      .object({
+        manifestMemory: byteSize.default(64 * 1024 * 1024),
+        pullTimeFlushInterval: duration.default(30_000),
+      })
+      .strict()
+      .default({ manifestMemory: 64 * 1024 * 1024, pullTimeFlushInterval: 30_000 }),
+  })
+  .strict();
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;

@@ -1,0 +1,308 @@
+import type { Readable } from 'node:stream';
+import { RegistryError } from '../domain/errors.ts';
+import { digestAlgorithm, digestOf, type Digest } from '../domain/digest.ts';
+import { parseManifest, type Descriptor } from '../domain/manifest.ts';
+import type { Reference, RepositoryName } from '../domain/reference.ts';
+import type { BlobInfo, BlobStore, ByteRange } from '../storage/blob-store.ts';
+import type { MetadataStore, PageRequest } from '../storage/metadata-store.ts';
+import { ByteLru } from './byte-lru.ts';
+import { PullRecorder } from './pull-recorder.ts';
+import type { Registry, StoredManifest, UploadStatus } from './registry.ts';
+
+export interface LocalRegistryOptions {
+  blobs: BlobStore;
+  metadata: MetadataStore;
+  /** Memory for hot manifests and tags. */
+  manifestCacheBytes: number;
+  /** How often last-pull times are written. */
+  pullFlushIntervalMs: number;
+  now?: () => Date;
+  onBackgroundError?: (err: unknown) => void;
+}
+
+/** The registry on Cistern's own storage: what clients push, and what the cache fills. */
+export class LocalRegistry implements Registry {
+  private readonly blobs: BlobStore;
+  private readonly metadata: MetadataStore;
+  private readonly now: () => Date;
+  private readonly manifestCache: ByteLru<StoredManifest>;
+  /** Tag to digest; small entries, so counted at a nominal size. */
+  private readonly tagCache: ByteLru<Digest>;
+  private readonly pulls: PullRecorder;
+  /** Uploads with a request writing to them: a second writer would interleave bytes. */
+  private readonly busyUploads = new Set<string>();
+
+  constructor(options: LocalRegistryOptions) {
+    this.blobs = options.blobs;
+    this.metadata = options.metadata;
+    this.now = options.now ?? (() => new Date());
+    this.manifestCache = new ByteLru(options.manifestCacheBytes);
+    this.tagCache = new ByteLru(Math.max(1024, options.manifestCacheBytes / 8));
+    this.pulls = new PullRecorder(options.metadata.manifests, options.pullFlushIntervalMs, options.onBackgroundError ?? (() => {}));
+  }
+
+  async close(): Promise<void> {
+    await this.pulls.close();
+  }
+
+  catalog(page: PageRequest): Promise<string[]> {
+    return this.metadata.repositories.list(page);
+  }
+
+  async getManifest(repository: RepositoryName, reference: Reference, options: { pull?: boolean } = {}): Promise<StoredManifest> {
+    const digest = reference.kind === 'digest' ? reference.digest : await this.resolveTag(repository, reference.tag);
+    const manifest = digest && (await this.loadManifest(repository, digest));
+    if (!manifest) {
+      throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown to registry', {
+        name: repository,
+        reference: reference.kind === 'tag' ? reference.tag : reference.digest,
+      });
+    }
+    if (options.pull !== false) this.pulls.record(repository, manifest.digest, this.now());
+    return manifest;
+  }
+
+  private async resolveTag(repository: string, tag: string): Promise<Digest | undefined> {
+    const key = `${repository}:${tag}`;
+    const cached = this.tagCache.get(key);
+    if (cached) return cached;
+    const digest = await this.metadata.tags.resolve(repository, tag);
+    if (digest) this.tagCache.set(key, digest, key.length + digest.length + 64);
+    return digest;
+  }
+
+  private async loadManifest(repository: string, digest: Digest): Promise<StoredManifest | undefined> {
+    const key = `${repository}@${digest}`;
+    const cached = this.manifestCache.get(key);
+    if (cached) return cached;
+    const record = await this.metadata.manifests.get(repository, digest);
+    if (!record) return undefined;
+    const manifest: StoredManifest = { digest: record.digest, mediaType: record.mediaType, content: record.content };
+    this.manifestCache.set(key, manifest, record.content.length + key.length + 128);
+    return manifest;
+  }
+
+  async putManifest(
+    repository: RepositoryName,
+    reference: Reference,
+    body: Buffer,
+    contentType: string | undefined,
+  ): Promise<{ digest: Digest; subject?: Digest }> {
+    const parsed = parseManifest(body, contentType);
+    let digest = parsed.digest;
+    if (reference.kind === 'digest') {
+      digest = digestAlgorithm(reference.digest) === 'sha256' ? parsed.digest : digestOf(body, digestAlgorithm(reference.digest));
+      if (digest !== reference.digest) {
+        throw new RegistryError('DIGEST_INVALID', 'provided digest did not match uploaded content', {
+          expected: reference.digest,
+          actual: digest,
+        });
+      }
+    }
+    await this.checkReferences(repository, parsed.blobs, parsed.manifests);
+    await this.metadata.manifests.put({
+      repository,
+      digest,
+      mediaType: parsed.mediaType,
+      content: body,
+      ...(parsed.subject && { subject: parsed.subject.digest }),
+      ...(parsed.artifactType && { artifactType: parsed.artifactType }),
+      ...(parsed.annotations && { annotations: parsed.annotations }),
+      references: { blobs: parsed.blobs.map((d) => d.digest), manifests: parsed.manifests.map((d) => d.digest) },
+      ...(reference.kind === 'tag' && { tag: reference.tag }),
+      at: this.now(),
+    });
+    if (reference.kind === 'tag') this.tagCache.delete(`${repository}:${reference.tag}`);
+    return { digest, ...(parsed.subject && { subject: parsed.subject.digest }) };
+  }
+
+  private async checkReferences(repository: string, blobs: Descriptor[], manifests: Descriptor[]): Promise<void> {
+    for (const blob of blobs) {
+      const size = await this.metadata.blobLinks.get(repository, blob.digest);
+      if (size === undefined) {
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references a manifest or blob unknown to registry', {
+          digest: blob.digest,
+        });
+      }
+      if (size !== blob.size) {
+        throw new RegistryError('MANIFEST_INVALID', 'manifest invalid', {
+          reason: `descriptor of ${blob.digest} says ${blob.size} bytes; the blob has ${size}`,
+        });
+      }
+    }
+    for (const child of manifests) {
+      if (!(await this.loadManifest(repository, child.digest))) {
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', 'manifest references a manifest or blob unknown to registry', {
+          digest: child.digest,
+        });
+      }
+    }
+  }
+
+  async deleteManifest(repository: RepositoryName, reference: Reference): Promise<void> {
+    if (reference.kind === 'tag') {
+      this.tagCache.delete(`${repository}:${reference.tag}`);
+      if (!(await this.metadata.tags.delete(repository, reference.tag))) {
+        throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown to registry', { name: repository, reference: reference.tag });
+      }
+      return;
+    }
+    const deleted = await this.metadata.manifests.delete(repository, reference.digest);
+    this.manifestCache.delete(`${repository}@${reference.digest}`);
+    // Tags that pointed at it are gone from the store; forget every cached tag rather than track which.
+    this.tagCache.clear();
+    if (!deleted) {
+      throw new RegistryError('MANIFEST_UNKNOWN', 'manifest unknown to registry', { name: repository, reference: reference.digest });
+    }
+  }
+
+  async listTags(repository: RepositoryName, page: PageRequest): Promise<string[]> {
+    const tags = await this.metadata.tags.list(repository, page);
+    if (tags.length === 0 && !(await this.metadata.repositories.get(repository))) {
+      throw new RegistryError('NAME_UNKNOWN', 'repository name not known to registry', { name: repository });
+    }
+    return tags;
+  }
+
+  referrers(repository: RepositoryName, subject: Digest): Promise<Descriptor[]> {
+    return this.metadata.manifests.referrers(repository, subject);
+  }
+
+  async statBlob(repository: RepositoryName, digest: Digest): Promise<BlobInfo> {
+    const size = await this.metadata.blobLinks.get(repository, digest);
+    if (size === undefined) throw blobUnknown(digest);
+    return { digest, size };
+  }
+
+  async readBlob(
+    repository: RepositoryName,
+    digest: Digest,
+    options: { range?: ByteRange; signal?: AbortSignal } = {},
+  ): Promise<Readable> {
+    await this.statBlob(repository, digest);
+    return this.blobs.read(digest, options);
+  }
+
+  async deleteBlob(repository: RepositoryName, digest: Digest): Promise<void> {
+    if (!(await this.metadata.blobLinks.unlink(repository, digest))) throw blobUnknown(digest);
+  }
+
+  async startUpload(repository: RepositoryName): Promise<UploadStatus> {
+    const id = await this.blobs.startUpload();
+    const at = this.now();
+    await this.metadata.uploads.create({ id, repository, startedAt: at, updatedAt: at });
+    return { id, size: 0 };
+  }
+
+  async uploadStatus(repository: RepositoryName, id: string): Promise<UploadStatus> {
+    await this.session(repository, id);
+    return { id, size: await this.blobs.uploadSize(id) };
+  }
+
+  async appendUpload(
+    repository: RepositoryName,
+    id: string,
+    body: Readable,
+    options: { offset?: number; signal?: AbortSignal } = {},
+  ): Promise<UploadStatus> {
+    await this.session(repository, id);
+    return this.exclusively(id, async () => {
+      const size = await this.append(id, body, options);
+      await this.metadata.uploads.touch(id, this.now());
+      return { id, size };
+    });
+  }
+
+  private async append(id: string, body: Readable, options: { offset?: number; signal?: AbortSignal }): Promise<number> {
+    if (options.offset !== undefined) {
+      const size = await this.blobs.uploadSize(id);
+      if (options.offset !== size) {
+        body.resume();
+        throw new RegistryError('RANGE_INVALID', 'invalid content range', {
+          reason: `chunk starts at ${options.offset}; the upload has ${size} bytes`,
+          size,
+        });
+      }
+    }
+    return this.blobs.appendUpload(id, body, options.signal);
+  }
+
+  async finishUpload(
+    repository: RepositoryName,
+    id: string,
+    digest: Digest,
+    body?: Readable,
+    options: { offset?: number; signal?: AbortSignal } = {},
+  ): Promise<BlobInfo> {
+    await this.session(repository, id);
+    return this.exclusively(id, async () => {
+      if (body) await this.append(id, body, options);
+      let blob: BlobInfo;
+      try {
+        blob = await this.blobs.commitUpload(id, digest);
+      } catch (err) {
+        // A failed verification discards the upload: nothing of it is kept.
+        if (err instanceof RegistryError && err.code === 'DIGEST_INVALID') await this.metadata.uploads.delete(id);
+        throw err;
+      }
+      await this.metadata.blobLinks.link(repository, digest, blob.size, this.now());
+      await this.metadata.uploads.delete(id);
+      return blob;
+    });
+  }
+
+  async cancelUpload(repository: RepositoryName, id: string): Promise<void> {
+    await this.session(repository, id);
+    await this.blobs.cancelUpload(id);
+    await this.metadata.uploads.delete(id);
+  }
+
+  async mountBlob(repository: RepositoryName, digest: Digest, from: RepositoryName): Promise<BlobInfo | undefined> {
+    const size = await this.metadata.blobLinks.get(from, digest);
+    if (size === undefined || !(await this.blobs.stat(digest))) return undefined;
+    await this.metadata.blobLinks.link(repository, digest, size, this.now());
+    return { digest, size };
+  }
+
+  /** Removes upload sessions untouched for `maxAgeMs`, and upload files that have no session. */
+  async expireUploads(maxAgeMs: number): Promise<number> {
+    const cutoff = new Date(this.now().getTime() - maxAgeMs);
+    let removed = 0;
+    for (const session of await this.metadata.uploads.listStale(cutoff)) {
+      if (this.busyUploads.has(session.id)) continue;
+      await this.blobs.cancelUpload(session.id);
+      await this.metadata.uploads.delete(session.id);
+      removed++;
+    }
+    for await (const upload of this.blobs.listUploads()) {
+      if (upload.modifiedAt < cutoff && !this.busyUploads.has(upload.id) && !(await this.metadata.uploads.get(upload.id))) {
+        await this.blobs.cancelUpload(upload.id);
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  private async session(repository: string, id: string): Promise<void> {
+    const session = await this.metadata.uploads.get(id);
+    if (!session || session.repository !== repository) {
+      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { id });
+    }
+  }
+
+  private async exclusively<T>(id: string, work: () => Promise<T>): Promise<T> {
+    if (this.busyUploads.has(id)) {
+      throw new RegistryError('BLOB_UPLOAD_INVALID', 'blob upload invalid', { reason: 'another request is writing to this upload' });
+    }
+    this.busyUploads.add(id);
+    try {
+      return await work();
+    } finally {
+      this.busyUploads.delete(id);
+    }
+  }
+}
+
+function blobUnknown(digest: Digest): RegistryError {
+  return new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
+}

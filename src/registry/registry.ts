@@ -1,0 +1,70 @@
+import type { Readable } from 'node:stream';
+import type { Digest } from '../domain/digest.ts';
+import type { Descriptor } from '../domain/manifest.ts';
+import type { Reference, RepositoryName } from '../domain/reference.ts';
+import type { BlobInfo, ByteRange } from '../storage/blob-store.ts';
+import type { PageRequest } from '../storage/metadata-store.ts';
+
+export interface StoredManifest {
+  digest: Digest;
+  mediaType: string;
+  /** The manifest exactly as pushed. */
+  content: Buffer;
+}
+
+export interface UploadStatus {
+  id: string;
+  /** Bytes received so far. */
+  size: number;
+}
+
+/**
+ * What the HTTP surfaces call. The pull-through cache implements the same interface around the local
+ * registry, so a handler never knows whether a repository is cached. Names, references and digests
+ * arrive already validated; every method throws RegistryError for anything a client can cause.
+ */
+export interface Registry {
+  catalog(page: PageRequest): Promise<string[]>;
+
+  /** `pull` is false for HEAD requests, which do not count as pulls. */
+  getManifest(repository: RepositoryName, reference: Reference, options?: { pull?: boolean }): Promise<StoredManifest>;
+  putManifest(
+    repository: RepositoryName,
+    reference: Reference,
+    body: Buffer,
+    contentType: string | undefined,
+  ): Promise<{ digest: Digest; subject?: Digest }>;
+  /** By digest: deletes the manifest and its tags. By tag: removes only the tag. */
+  deleteManifest(repository: RepositoryName, reference: Reference): Promise<void>;
+  listTags(repository: RepositoryName, page: PageRequest): Promise<string[]>;
+  referrers(repository: RepositoryName, subject: Digest): Promise<Descriptor[]>;
+
+  statBlob(repository: RepositoryName, digest: Digest): Promise<BlobInfo>;
+  readBlob(
+    repository: RepositoryName,
+    digest: Digest,
+    options?: { range?: ByteRange; signal?: AbortSignal },
+  ): Promise<Readable>;
+  /** Removes the repository's access to the blob; the bytes go when garbage collection finds them unused. */
+  deleteBlob(repository: RepositoryName, digest: Digest): Promise<void>;
+
+  startUpload(repository: RepositoryName): Promise<UploadStatus>;
+  uploadStatus(repository: RepositoryName, id: string): Promise<UploadStatus>;
+  /** `offset`, when given, must equal the bytes received so far (a chunk out of order is RANGE_INVALID). */
+  appendUpload(
+    repository: RepositoryName,
+    id: string,
+    body: Readable,
+    options?: { offset?: number; signal?: AbortSignal },
+  ): Promise<UploadStatus>;
+  finishUpload(
+    repository: RepositoryName,
+    id: string,
+    digest: Digest,
+    body?: Readable,
+    options?: { offset?: number; signal?: AbortSignal },
+  ): Promise<BlobInfo>;
+  cancelUpload(repository: RepositoryName, id: string): Promise<void>;
+  /** Links a blob `from` another repository; undefined when `from` cannot read it. */
+  mountBlob(repository: RepositoryName, digest: Digest, from: RepositoryName): Promise<BlobInfo | undefined>;
+}

@@ -1,0 +1,110 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  log: Logger;
+  /** Chooses the API surface for a request (OCI, later ECR and metrics). */
+  route: (req: IncomingMessage, url: URL) => RequestHandler;
+}
+
+export interface RunningServer {
+  server: Server;
+  url: string;
+  /** Stops accepting, lets in-flight requests finish for up to `graceMs`, then cuts the rest. */
+  close(graceMs: number): Promise<void>;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+const idPrefix = randomBytes(4).toString('hex');
+let idCounter = 0;
+
+const requestIds = new WeakMap<IncomingMessage, string>();
+
+/** The id logged with a request, also returned to the client as X-Request-Id. */
+export function requestId(req: IncomingMessage): string | undefined {
+  return requestIds.get(req);
+}
+
+/**
+ * The one HTTP listener: request ids, one access-log line per request, and graceful shutdown.
+ * Everything protocol-specific lives in the API surfaces it routes to.
+ */
+export async function startHttpServer(options: HttpServerOptions): Promise<RunningServer> {
+  const { log } = options;
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
+
+  const server = createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
+    const started = process.hrtime.bigint();
+    const given = req.headers['x-request-id'];
+    const id = typeof given === 'string' && REQUEST_ID.test(given) ? given : `${idPrefix}-${(++idCounter).toString(36)}`;
+    requestIds.set(req, id);
+    res.setHeader('X-Request-Id', id);
+    const bytesBefore = req.socket.bytesWritten;
+    inFlight++;
+    res.on('close', () => {
+      inFlight--;
+      log.info(
+        {
+          reqId: id,
+          method: req.method,
+          path: (req.url ?? '').split('?', 1)[0],
+          status: res.statusCode,
+          bytes: req.socket.bytesWritten - bytesBefore,
+          ms: Number(process.hrtime.bigint() - started) / 1e6,
+          ...(!res.writableFinished && { aborted: true }),
+        },
+        'request',
+      );
+      if (inFlight === 0) drained?.();
+    });
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://cistern');
+    } catch {
+      res.writeHead(400, { 'Content-Type': 'text/plain' }).end('malformed request URL\n');
+      return;
+    }
+    options.route(req, url)(req, res, url).catch((err: unknown) => {
+      log.error({ err, reqId: id }, 'unhandled error in request handler');
+      if (!res.headersSent) res.writeHead(500).end();
+      else res.destroy();
+    });
+  });
+  server.on('clientError', (err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    log.debug({ err }, 'malformed HTTP from client');
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `http://${host}:${address.port}`;
+
+  return {
+    server,
+    url,
+    async close(graceMs: number) {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      if (inFlight > 0) {
+        const timer = new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref());
+        await Promise.race([new Promise<void>((resolve) => (drained = resolve)), timer]);
+      }
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}

@@ -1,0 +1,326 @@
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { Digest } from '../../../domain/digest.ts';
+import type { Descriptor } from '../../../domain/manifest.ts';
+import type {
+  BlobLinkMetadata,
+  ManifestMetadata,
+  ManifestRecord,
+  MetadataStore,
+  NewManifest,
+  PageRequest,
+  PullRecord,
+  RepositoryMetadata,
+  RepositoryRecord,
+  TagMetadata,
+  UploadMetadata,
+  UploadSession,
+} from '../../metadata-store.ts';
+import { MIGRATIONS } from './migrations.ts';
+
+type Db = Database.Database;
+
+interface ManifestRow {
+  name: string;
+  digest: string;
+  media_type: string;
+  size: number;
+  content: Buffer;
+  subject: string | null;
+  artifact_type: string | null;
+  annotations: string | null;
+  pushed_at: number;
+  last_pulled_at: number | null;
+}
+
+/**
+ * The embedded metadata store: one SQLite file in WAL mode. better-sqlite3 is synchronous, which
+ * suits SQLite (queries take microseconds); the async interface is for drivers that need it.
+ */
+export class SqliteMetadataStore implements MetadataStore {
+  readonly repositories: RepositoryMetadata;
+  readonly manifests: ManifestMetadata;
+  readonly tags: TagMetadata;
+  readonly blobLinks: BlobLinkMetadata;
+  readonly uploads: UploadMetadata;
+
+  private constructor(private readonly db: Db) {
+    this.repositories = new SqliteRepositories(db);
+    this.manifests = new SqliteManifests(db);
+    this.tags = new SqliteTags(db);
+    this.blobLinks = new SqliteBlobLinks(db);
+    this.uploads = new SqliteUploads(db);
+  }
+
+  /** Opens (creating if needed) and migrates the database at `path`, or an in-memory one for ':memory:'. */
+  static open(path: string): SqliteMetadataStore {
+    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    const db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    // NORMAL in WAL mode survives a process crash at any instant; only an OS crash can lose the
+    // latest commits, never consistency.
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    migrate(db);
+    return new SqliteMetadataStore(db);
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
+
+function migrate(db: Db): void {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  if (current > MIGRATIONS.length) {
+    throw new Error(`metadata database is at schema ${current}, newer than this Cistern (${MIGRATIONS.length})`);
+  }
+  for (let version = current; version < MIGRATIONS.length; version++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[version]!);
+      db.pragma(`user_version = ${version + 1}`);
+    })();
+  }
+}
+
+function ensureRepository(db: Db, name: string, at: number): number {
+  const row = db
+    .prepare('INSERT INTO repositories (name, created_at) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET name = name RETURNING id')
+    .get(name, at) as { id: number };
+  return row.id;
+}
+
+function pageOf(db: Db, sql: string, args: unknown[], page: PageRequest): string[] {
+  return db.prepare(sql).pluck().all(...args, page.last ?? '', page.limit) as string[];
+}
+
+class SqliteRepositories implements RepositoryMetadata {
+  constructor(private readonly db: Db) {}
+
+  async get(name: string): Promise<RepositoryRecord | undefined> {
+    const row = this.db.prepare('SELECT name, created_at FROM repositories WHERE name = ?').get(name) as
+      | { name: string; created_at: number }
+      | undefined;
+    return row && { name: row.name, createdAt: new Date(row.created_at) };
+  }
+
+  async list(page: PageRequest): Promise<string[]> {
+    return pageOf(this.db, 'SELECT name FROM repositories WHERE name > ? ORDER BY name LIMIT ?', [], page);
+  }
+}
+
+class SqliteManifests implements ManifestMetadata {
+  private readonly selectOne;
+  constructor(private readonly db: Db) {
+    this.selectOne = db.prepare(
+      `SELECT r.name, m.digest, m.media_type, m.size, m.content, m.subject, m.artifact_type, m.annotations,
+              m.pushed_at, m.last_pulled_at
+         FROM manifests m JOIN repositories r ON r.id = m.repository_id
+        WHERE r.name = ? AND m.digest = ?`,
+    );
+  }
+
+  async get(repository: string, digest: Digest): Promise<ManifestRecord | undefined> {
+    const row = this.selectOne.get(repository, digest) as ManifestRow | undefined;
+    return row && toManifestRecord(row);
+  }
+
+  async put(manifest: NewManifest): Promise<void> {
+    const at = manifest.at.getTime();
+    this.db.transaction(() => {
+      const repositoryId = ensureRepository(this.db, manifest.repository, at);
+      const inserted = this.db
+        .prepare(
+          `INSERT INTO manifests (repository_id, digest, media_type, size, content, subject, artifact_type, annotations, pushed_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+           ON CONFLICT (repository_id, digest) DO NOTHING RETURNING id`,
+        )
+        .get(
+          repositoryId,
+          manifest.digest,
+          manifest.mediaType,
+          manifest.content.length,
+          manifest.content,
+          manifest.subject ?? null,
+          manifest.artifactType ?? null,
+          manifest.annotations ? JSON.stringify(manifest.annotations) : null,
+          at,
+        ) as { id: number } | undefined;
+      if (inserted) {
+        const reference = this.db.prepare(
+          'INSERT OR IGNORE INTO manifest_references (manifest_id, kind, digest) VALUES (?, ?, ?)',
+        );
+        for (const digest of manifest.references.blobs) reference.run(inserted.id, 'blob', digest);
+        for (const digest of manifest.references.manifests) reference.run(inserted.id, 'manifest', digest);
+      }
+      if (manifest.tag !== undefined) {
+        this.db
+          .prepare(
+            `INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+          )
+          .run(repositoryId, manifest.tag, manifest.digest, at);
+      }
+    })();
+  }
+
+  async delete(repository: string, digest: Digest): Promise<boolean> {
+    return this.db.transaction(() => {
+      const repo = this.db.prepare('SELECT id FROM repositories WHERE name = ?').get(repository) as
+        | { id: number }
+        | undefined;
+      if (!repo) return false;
+      this.db.prepare('DELETE FROM tags WHERE repository_id = ? AND digest = ?').run(repo.id, digest);
+      return this.db.prepare('DELETE FROM manifests WHERE repository_id = ? AND digest = ?').run(repo.id, digest).changes > 0;
+    })();
+  }
+
+  async referrers(repository: string, subject: Digest): Promise<Descriptor[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations
+           FROM manifests m JOIN repositories r ON r.id = m.repository_id
+          WHERE r.name = ? AND m.subject = ? ORDER BY m.pushed_at, m.digest`,
+      )
+      .all(repository, subject) as Pick<ManifestRow, 'digest' | 'media_type' | 'size' | 'artifact_type' | 'annotations'>[];
+    return rows.map((row) => ({
+      mediaType: row.media_type,
+      digest: row.digest as Digest,
+      size: row.size,
+      ...(row.artifact_type && { artifactType: row.artifact_type }),
+      ...(row.annotations && { annotations: JSON.parse(row.annotations) as Record<string, string> }),
+    }));
+  }
+
+  async recordPulls(pulls: PullRecord[]): Promise<void> {
+    const update = this.db.prepare(
+      `UPDATE manifests SET last_pulled_at = MAX(COALESCE(last_pulled_at, 0), ?)
+        WHERE digest = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)`,
+    );
+    this.db.transaction(() => {
+      for (const pull of pulls) update.run(pull.at.getTime(), pull.digest, pull.repository);
+    })();
+  }
+}
+
+function toManifestRecord(row: ManifestRow): ManifestRecord {
+  return {
+    repository: row.name,
+    digest: row.digest as Digest,
+    mediaType: row.media_type,
+    size: row.size,
+    content: row.content,
+    ...(row.subject && { subject: row.subject as Digest }),
+    ...(row.artifact_type && { artifactType: row.artifact_type }),
+    ...(row.annotations && { annotations: JSON.parse(row.annotations) as Record<string, string> }),
+    pushedAt: new Date(row.pushed_at),
+    ...(row.last_pulled_at !== null && { lastPulledAt: new Date(row.last_pulled_at) }),
+  };
+}
+
+class SqliteTags implements TagMetadata {
+  private readonly resolveStatement;
+  constructor(private readonly db: Db) {
+    this.resolveStatement = db
+      .prepare('SELECT t.digest FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = ? AND t.name = ?')
+      .pluck();
+  }
+
+  async resolve(repository: string, tag: string): Promise<Digest | undefined> {
+    return this.resolveStatement.get(repository, tag) as Digest | undefined;
+  }
+
+  async list(repository: string, page: PageRequest): Promise<string[]> {
+    return pageOf(
+      this.db,
+      `SELECT t.name FROM tags t JOIN repositories r ON r.id = t.repository_id
+        WHERE r.name = ? AND t.name > ? ORDER BY t.name LIMIT ?`,
+      [repository],
+      page,
+    );
+  }
+
+  async delete(repository: string, tag: string): Promise<boolean> {
+    const result = this.db
+      .prepare('DELETE FROM tags WHERE name = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)')
+      .run(tag, repository);
+    return result.changes > 0;
+  }
+}
+
+class SqliteBlobLinks implements BlobLinkMetadata {
+  private readonly getStatement;
+  constructor(private readonly db: Db) {
+    this.getStatement = db
+      .prepare(
+        'SELECT b.size FROM blob_links b JOIN repositories r ON r.id = b.repository_id WHERE r.name = ? AND b.digest = ?',
+      )
+      .pluck();
+  }
+
+  async get(repository: string, digest: Digest): Promise<number | undefined> {
+    return this.getStatement.get(repository, digest) as number | undefined;
+  }
+
+  async link(repository: string, digest: Digest, size: number, at: Date): Promise<void> {
+    this.db.transaction(() => {
+      const repositoryId = ensureRepository(this.db, repository, at.getTime());
+      this.db
+        .prepare('INSERT OR IGNORE INTO blob_links (repository_id, digest, size, linked_at) VALUES (?, ?, ?, ?)')
+        .run(repositoryId, digest, size, at.getTime());
+    })();
+  }
+
+  async unlink(repository: string, digest: Digest): Promise<boolean> {
+    const result = this.db
+      .prepare('DELETE FROM blob_links WHERE digest = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)')
+      .run(digest, repository);
+    return result.changes > 0;
+  }
+}
+
+class SqliteUploads implements UploadMetadata {
+  constructor(private readonly db: Db) {}
+
+  async create(session: UploadSession): Promise<void> {
+    this.db
+      .prepare('INSERT INTO uploads (id, repository, started_at, updated_at) VALUES (?, ?, ?, ?)')
+      .run(session.id, session.repository, session.startedAt.getTime(), session.updatedAt.getTime());
+  }
+
+  async get(id: string): Promise<UploadSession | undefined> {
+    const row = this.db.prepare('SELECT * FROM uploads WHERE id = ?').get(id) as UploadRow | undefined;
+    return row && toUpload(row);
+  }
+
+  async touch(id: string, at: Date): Promise<void> {
+    this.db.prepare('UPDATE uploads SET updated_at = ? WHERE id = ?').run(at.getTime(), id);
+  }
+
+  async delete(id: string): Promise<void> {
+    this.db.prepare('DELETE FROM uploads WHERE id = ?').run(id);
+  }
+
+  async listStale(before: Date): Promise<UploadSession[]> {
+    const rows = this.db.prepare('SELECT * FROM uploads WHERE updated_at < ?').all(before.getTime()) as UploadRow[];
+    return rows.map(toUpload);
+  }
+}
+
+interface UploadRow {
+  id: string;
+  repository: string;
+  started_at: number;
+  updated_at: number;
+}
+
+function toUpload(row: UploadRow): UploadSession {
+  return {
+    id: row.id,
+    repository: row.repository,
+    startedAt: new Date(row.started_at),
+    updatedAt: new Date(row.updated_at),
+  };
+}

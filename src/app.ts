@@ -45,7 +45,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     host: config.http.host,
     port: config.http.port,
     log,
-    route: (_req, url) => (url.pathname === '/v2' || url.pathname.startsWith('/v2/') ? oci : notFound),
+    route: (_req, { path }) => (path === '/v2' || path.startsWith('/v2/') ? oci : notFound),
   });
 
   const sweepUploads = () =>

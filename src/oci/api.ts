@@ -8,6 +8,7 @@ import type { Registry, StoredManifest } from '../registry/registry.ts';
 import { sendError } from './errors.ts';
 import { accepts, parseContentRange, parsePage, parseRange, readBody } from './request.ts';
 import { matchRoute, type Route } from './routes.ts';
+import type { RequestTarget } from '../server/http-server.ts';
 
 export interface OciApiOptions {
   registry: Registry;
@@ -272,17 +273,17 @@ export function createOciApi(options: OciApiOptions) {
     res.end(body);
   }
 
-  return async function handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
+  return async function handle(req: IncomingMessage, res: ServerResponse, target: RequestTarget): Promise<void> {
     const method = req.method ?? 'GET';
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
     try {
-      const methods = handlers(matchRoute(url.pathname));
+      const methods = handlers(matchRoute(target.path));
       const handler = methods[method];
       if (!handler) {
         res.setHeader('Allow', Object.keys(methods).join(', '));
         throw new RegistryError('METHOD_NOT_ALLOWED', `${method} is not supported here`);
       }
-      await handler(req, res, url.searchParams);
+      await handler(req, res, target.query);
     } catch (err) {
       const error = sendError(res, err, method === 'HEAD');
       if (error.code === 'INTERNAL') options.onInternalError(err, req);

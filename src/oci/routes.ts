@@ -22,17 +22,27 @@ const PATTERNS: [RegExp, (m: RegExpExecArray) => Route][] = [
   [/^\/v2\/(.+)\/referrers\/([^/]+)$/, (m) => ({ kind: 'referrers', name: m[1]!, digest: m[2]! })],
 ];
 
-/** Which OCI endpoint a path names; throws ROUTE_UNKNOWN for anything else. */
-export function matchRoute(pathname: string): Route {
-  let path: string;
-  try {
-    path = decodeURIComponent(pathname);
-  } catch {
-    throw new RegistryError('ROUTE_UNKNOWN', 'malformed path');
-  }
+/**
+ * Which OCI endpoint a raw (undecoded, unnormalised) path names; throws ROUTE_UNKNOWN for anything
+ * else. Matching happens before decoding, so an escaped "/" stays inside its segment and is then
+ * refused by the name, digest or id grammar rather than redirecting the request elsewhere.
+ */
+export function matchRoute(rawPath: string): Route {
   for (const [pattern, build] of PATTERNS) {
-    const match = pattern.exec(path);
-    if (match) return build(match);
+    const match = pattern.exec(rawPath);
+    if (match) return decodeParts(build(match));
   }
   throw new RegistryError('ROUTE_UNKNOWN', 'no such endpoint in the OCI distribution API');
+}
+
+function decodeParts(route: Route): Route {
+  const decoded: Record<string, string> = {};
+  for (const [key, value] of Object.entries(route)) {
+    try {
+      decoded[key] = key === 'kind' ? value : decodeURIComponent(value);
+    } catch {
+      throw new RegistryError('ROUTE_UNKNOWN', 'malformed percent-encoding in path');
+    }
+  }
+  return decoded as unknown as Route;
 }

@@ -3,14 +3,20 @@ import type { AddressInfo } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 
-export type RequestHandler = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<void>;
+/** A request's target as sent: `path` is neither decoded nor normalised ("/a/../b" stays as it is). */
+export interface RequestTarget {
+  path: string;
+  query: URLSearchParams;
+}
+
+export type RequestHandler = (req: IncomingMessage, res: ServerResponse, target: RequestTarget) => Promise<void>;
 
 export interface HttpServerOptions {
   host: string;
   port: number;
   log: Logger;
   /** Chooses the API surface for a request (OCI, later ECR and metrics). */
-  route: (req: IncomingMessage, url: URL) => RequestHandler;
+  route: (req: IncomingMessage, target: RequestTarget) => RequestHandler;
 }
 
 export interface RunningServer {
@@ -64,14 +70,13 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
       );
       if (inFlight === 0) drained?.();
     });
-    let url: URL;
-    try {
-      url = new URL(req.url ?? '/', 'http://cistern');
-    } catch {
-      res.writeHead(400, { 'Content-Type': 'text/plain' }).end('malformed request URL\n');
-      return;
-    }
-    options.route(req, url)(req, res, url).catch((err: unknown) => {
+    const raw = req.url ?? '/';
+    const mark = raw.indexOf('?');
+    const target: RequestTarget = {
+      path: mark === -1 ? raw : raw.slice(0, mark),
+      query: new URLSearchParams(mark === -1 ? '' : raw.slice(mark + 1)),
+    };
+    options.route(req, target)(req, res, target).catch((err: unknown) => {
       log.error({ err, reqId: id }, 'unhandled error in request handler');
       if (!res.headersSent) res.writeHead(500).end();
       else res.destroy();

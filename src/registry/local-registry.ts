@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { RegistryError } from '../domain/errors.ts';
+import { failpoint } from '../failpoints.ts';
 import { digestAlgorithm, digestOf, type Digest } from '../domain/digest.ts';
 import { parseManifest, type Descriptor } from '../domain/manifest.ts';
 import type { Reference, RepositoryName } from '../domain/reference.ts';
@@ -246,6 +247,7 @@ export class LocalRegistry implements Registry {
         throw err;
       }
       await this.metadata.blobLinks.link(repository, digest, blob.size, this.now());
+      failpoint('upload-after-link');
       await this.metadata.uploads.delete(id);
       return blob;
     });

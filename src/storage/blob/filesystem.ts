@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../../domain/errors.ts';
+import { failpoint } from '../../failpoints.ts';
 import { digestAlgorithm, digestHex, hasher, type Digest, type DigestAlgorithm } from '../../domain/digest.ts';
 import type { BlobInfo, BlobStore, ByteRange, UploadInfo } from '../blob-store.ts';
 
@@ -161,9 +162,11 @@ export class FilesystemBlobStore implements BlobStore {
     }
     const target = this.blobPath(expected);
     await mkdir(join(target, '..'), { recursive: true });
+    failpoint('blob-commit-before-rename');
     // Same content either way: if the blob already exists, replacing it is harmless.
     await rename(path, target);
     await syncDirectory(join(target, '..'));
+    failpoint('blob-commit-after-rename');
     return { digest: expected, size };
   }
 

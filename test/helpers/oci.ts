@@ -17,6 +17,11 @@ export function bytesOf(seed: string, size: number): Buffer {
   return out;
 }
 
+/** Node's Buffer as fetch's body type (the DOM typings want an ArrayBuffer-backed view). */
+export function body(bytes: Buffer): Uint8Array<ArrayBuffer> {
+  return bytes as Uint8Array<ArrayBuffer>;
+}
+
 export interface Blob {
   bytes: Buffer;
   digest: string;
@@ -33,7 +38,7 @@ export async function pushBlob(base: string, repo: string, b: Blob): Promise<Res
   const res = await fetch(`${base}/v2/${repo}/blobs/uploads/?digest=${b.digest}`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/octet-stream' },
-    body: b.bytes,
+    body: body(b.bytes),
   });
   if (res.status !== 201) throw new Error(`push blob: ${res.status} ${await res.text()}`);
   return res;
@@ -93,7 +98,7 @@ export async function putManifest(base: string, repo: string, reference: string,
   return fetch(`${base}/v2/${repo}/manifests/${reference}`, {
     method: 'PUT',
     headers: { 'Content-Type': m.mediaType },
-    body: m.bytes,
+    body: body(m.bytes),
   });
 }
 

@@ -7,7 +7,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCisternProcess, type CisternProcess } from '../helpers/cistern-process.ts';
-import { blob, pushBlob, pushImage } from '../helpers/oci.ts';
+import { blob, body, pushBlob, pushImage } from '../helpers/oci.ts';
 
 const MiB = 1 << 20;
 
@@ -148,7 +148,7 @@ describe('crash consistency: kill -9 at any moment', () => {
     const b = blob('before-rename', 2 * MiB);
     const start = await fetch(`${server.url}/v2/crash/commit/blobs/uploads/`, { method: 'POST' });
     const location = start.headers.get('location')!;
-    await fetch(`${server.url}${location}`, { method: 'PATCH', body: b.bytes });
+    await fetch(`${server.url}${location}`, { method: 'PATCH', body: body(b.bytes) });
     const put = await fetch(`${server.url}${location}?digest=${b.digest}`, { method: 'PUT' }).catch((err: Error) => err);
     assert.ok(put instanceof Error, 'the server died mid-commit');
     assert.equal(await server.exited, 'SIGKILL');
@@ -167,7 +167,7 @@ describe('crash consistency: kill -9 at any moment', () => {
     it(`a kill at ${point} leaves a consistent store, and the client's retry succeeds`, async () => {
       server = await startCisternProcess(directory, { CISTERN_FAILPOINTS: point });
       const b = blob(point, MiB);
-      const res = await fetch(`${server.url}/v2/crash/${point}/blobs/uploads/?digest=${b.digest}`, { method: 'POST', body: b.bytes }).catch(
+      const res = await fetch(`${server.url}/v2/crash/${point}/blobs/uploads/?digest=${b.digest}`, { method: 'POST', body: body(b.bytes) }).catch(
         (err: Error) => err,
       );
       assert.ok(res instanceof Error);

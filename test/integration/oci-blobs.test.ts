@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startCistern, type TestCistern } from '../helpers/cistern.ts';
-import { blob, errorCode, pushBlob, sha256 } from '../helpers/oci.ts';
+import { blob, body, errorCode, pushBlob, sha256 } from '../helpers/oci.ts';
 
 describe('OCI blobs and uploads', () => {
   let cistern: TestCistern;
@@ -73,7 +73,7 @@ describe('OCI blobs and uploads', () => {
     const first = await fetch(location, {
       method: 'PATCH',
       headers: { 'Content-Type': 'application/octet-stream', 'Content-Range': '0-999', 'Content-Length': '1000' },
-      body: b.bytes.subarray(0, 1000),
+      body: body(b.bytes.subarray(0, 1000)),
     });
     assert.equal(first.status, 202);
     assert.equal(first.headers.get('range'), '0-999');
@@ -89,7 +89,7 @@ describe('OCI blobs and uploads', () => {
       const res = await fetch(location, {
         method: 'PATCH',
         headers: { 'Content-Range': range },
-        body: b.bytes.subarray(start, end + 1),
+        body: body(b.bytes.subarray(start, end + 1)),
       });
       assert.equal(res.status, 416, range);
       assert.equal(res.headers.get('range'), '0-999');
@@ -97,12 +97,12 @@ describe('OCI blobs and uploads', () => {
     }
 
     // A chunk without Content-Range is streamed onto the end.
-    const second = await fetch(location, { method: 'PATCH', body: b.bytes.subarray(1000, 2000) });
+    const second = await fetch(location, { method: 'PATCH', body: body(b.bytes.subarray(1000, 2000)) });
     assert.equal(second.headers.get('range'), '0-1999');
     const done = await fetch(`${location}?digest=${b.digest}`, {
       method: 'PUT',
       headers: { 'Content-Range': '2000-2999', 'Content-Length': '1000' },
-      body: b.bytes.subarray(2000),
+      body: body(b.bytes.subarray(2000)),
     });
     assert.equal(done.status, 201);
     assert.equal(done.headers.get('location'), `/v2/chunked/blobs/${b.digest}`);
@@ -116,7 +116,7 @@ describe('OCI blobs and uploads', () => {
     const b = blob('wrong', 500);
     const before = await uploadFiles();
     const location = await startUpload('wrong');
-    await fetch(location, { method: 'PATCH', body: b.bytes });
+    await fetch(location, { method: 'PATCH', body: body(b.bytes) });
     const claimed = sha256('something else');
     const res = await fetch(`${location}?digest=${claimed}`, { method: 'PUT' });
     assert.equal(res.status, 400);
@@ -126,7 +126,7 @@ describe('OCI blobs and uploads', () => {
     assert.equal((await fetch(location)).status, 404);
     assert.deepEqual((await uploadFiles()).sort(), before.sort());
 
-    const mono = await fetch(`${base}/v2/wrong/blobs/uploads/?digest=${claimed}`, { method: 'POST', body: b.bytes });
+    const mono = await fetch(`${base}/v2/wrong/blobs/uploads/?digest=${claimed}`, { method: 'POST', body: body(b.bytes) });
     assert.equal(await errorCode(mono), 'DIGEST_INVALID');
     assert.deepEqual((await uploadFiles()).sort(), before.sort());
   });

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MediaType } from '../../src/domain/media-types.ts';
 import { startCistern, type TestCistern } from '../helpers/cistern.ts';
-import { blob, errorCode, imageManifest, indexManifest, pushBlob, pushImage, putManifest, sha256 } from '../helpers/oci.ts';
+import { blob, body, errorCode, imageManifest, indexManifest, pushBlob, pushImage, putManifest, sha256 } from '../helpers/oci.ts';
 
 describe('OCI manifests', () => {
   let cistern: TestCistern;
@@ -145,7 +145,7 @@ describe('OCI manifests', () => {
     const res = await fetch(`${base}/v2/ct/manifests/v1`, {
       method: 'PUT',
       headers: { 'Content-Type': MediaType.DockerManifest },
-      body: manifest.bytes,
+      body: body(manifest.bytes),
     });
     assert.equal(await errorCode(res), 'MANIFEST_INVALID');
     const schema1 = await fetch(`${base}/v2/ct/manifests/v1`, {
@@ -225,7 +225,7 @@ describe('OCI manifests', () => {
     const res = await fetch(`${base}/v2/big/manifests/v1`, {
       method: 'PUT',
       headers: { 'Content-Type': MediaType.OciManifest },
-      body: big,
+      body: body(big),
     });
     assert.equal(res.status, 413);
     assert.equal(await errorCode(res), 'SIZE_INVALID');

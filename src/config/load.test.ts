@@ -1,0 +1,45 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, loadConfigFile, parseConfig } from './load.ts';
+
+test('defaults fill an empty config', () => {
+  const config = parseConfig({});
+  assert.equal(config.http.port, 5000);
+  assert.equal(config.storage.directory, './data');
+  assert.equal(config.limits.maxManifestSize, 4 * 1024 * 1024);
+  assert.equal(config.uploads.expireAfter, 24 * 3600 * 1000);
+});
+
+test('durations and sizes are parsed; nonsense is reported with its path', () => {
+  const config = parseConfig({ uploads: { expireAfter: '90m' }, cache: { manifestMemory: '1.5MiB' } });
+  assert.equal(config.uploads.expireAfter, 90 * 60 * 1000);
+  assert.equal(config.cache.manifestMemory, 1.5 * 1024 * 1024);
+  assert.throws(() => parseConfig({ uploads: { expireAfter: 'soon' } }), /uploads\.expireAfter/);
+  assert.throws(() => parseConfig({ cache: { manifestMemory: '12 bananas' } }), /cache\.manifestMemory/);
+  assert.throws(() => parseConfig({ http: { prot: 1 } }), /http/);
+  assert.throws(() => parseConfig({ surprise: true }), ConfigError);
+});
+
+test('the sample config file is valid', async () => {
+  const config = await loadConfigFile(new URL('../../cistern.yaml', import.meta.url).pathname);
+  assert.equal(config.http.host, '127.0.0.1');
+  assert.equal(config.http.port, 5000);
+});
+
+test('${VAR} comes from the environment; an unset variable is an error', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cistern-config-'));
+  try {
+    const path = join(dir, 'c.yaml');
+    await writeFile(path, 'storage:\n  directory: ${DATA_DIR}/x\n');
+    const config = await loadConfigFile(path, { DATA_DIR: '/srv' });
+    assert.equal(config.storage.directory, '/srv/x');
+    await assert.rejects(loadConfigFile(path, {}), /DATA_DIR/);
+    await writeFile(path, 'http: [unclosed\n');
+    await assert.rejects(loadConfigFile(path, {}), /not valid YAML/);
+  } finally {
+    await rm(dir, { recursive: true });
+  }
+});

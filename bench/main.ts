@@ -16,6 +16,10 @@ import { runCommand } from './lib/proc.ts';
 import { cisternAvailable, serverVersion, type ServerKind } from './lib/servers.ts';
 import { wrkVersion } from './lib/wrk.ts';
 import { envNumber } from './lib/util.ts';
+import { hostCpuBusy, ForeignCpuMeter } from './lib/host.ts';
+
+/** Warn when other processes keep the CPUs busier than this before a scenario. */
+const BUSY_WARN = 0.1;
 import { scenarios } from './scenarios/index.ts';
 
 const USAGE = `usage: tsx bench/main.ts [options]
@@ -103,8 +107,20 @@ async function main(): Promise<number> {
       log(r.error ?? '');
       continue;
     }
-    log(`scenario ${s.name}: ${s.description}`);
-    results.push(await runScenario(s, options, (m) => log(`${s.name}: ${m}`)));
+    const busy = await hostCpuBusy(1000);
+    log(`scenario ${s.name}: ${s.description} (host CPU ${(busy * 100).toFixed(0)}% busy before start)`);
+    const meter = new ForeignCpuMeter().start();
+    const r = await runScenario(s, options, (m) => log(`${s.name}: ${m}`));
+    const foreign = meter.stop();
+    r.hostCpuBusyBefore = busy;
+    r.foreignCpuDuring = foreign;
+    if (busy > BUSY_WARN || foreign > BUSY_WARN) {
+      r.notes.push(
+        `other processes kept the host CPU busy (${(busy * 100).toFixed(0)}% just before, ` +
+          `${(foreign * 100).toFixed(0)}% on average during the scenario): figures are noisy`,
+      );
+    }
+    results.push(r);
   }
 
   const exitCode = results.some((r) => r.status !== 'ok') ? 1 : 0;
@@ -115,6 +131,7 @@ async function main(): Promise<number> {
     exitCode,
     host: {
       cpus: os.cpus().length,
+      loadavg: os.loadavg(),
       cpuModel: os.cpus()[0]?.model ?? 'unknown',
       memBytes: os.totalmem(),
       kernel: os.release(),

@@ -7,6 +7,7 @@ declare -A needs=(
   [/usr/bin/skopeo]=skopeo
   [/usr/bin/docker-registry]=docker-registry
   [/usr/bin/wrk]=wrk
+  [/usr/bin/ab]=apache2-utils
 )
 missing=()
 for program in "${!needs[@]}"; do

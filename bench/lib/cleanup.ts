@@ -75,18 +75,28 @@ export async function stopChild(child: ChildProcess, graceMs = 3000): Promise<vo
   }
 }
 
-export async function removeTmpDir(dir: string): Promise<void> {
-  tmpDirs.delete(dir);
+const removals = new Map<string, Promise<void>>();
+
+/** Remove a tracked temp dir. It stays tracked until gone, so an exit mid-way still cleans it. */
+export function removeTmpDir(dir: string): Promise<void> {
   if (keepTmp) {
-    process.stderr.write(`[bench] keeping temp dir ${dir}\n`);
-    return;
+    if (tmpDirs.delete(dir)) process.stderr.write(`[bench] keeping temp dir ${dir}\n`);
+    return Promise.resolve();
   }
-  await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+  let p = removals.get(dir);
+  if (p === undefined) {
+    p = rm(dir, { recursive: true, force: true, maxRetries: 3 }).finally(() => {
+      tmpDirs.delete(dir);
+      removals.delete(dir);
+    });
+    removals.set(dir, p);
+  }
+  return p;
 }
 
 export async function cleanupAll(): Promise<void> {
   await Promise.all([...children].map((c) => stopChild(c, 2000)));
-  await Promise.all([...tmpDirs].map((d) => removeTmpDir(d)));
+  await Promise.allSettled([...tmpDirs].map((d) => removeTmpDir(d)));
 }
 
 function cleanupAllSync(): void {

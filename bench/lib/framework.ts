@@ -92,6 +92,10 @@ export interface ScenarioResult {
   error?: string;
   startedAt: string;
   durationMs: number;
+  /** Fraction of host CPU busy (other processes) in the second before the scenario. */
+  hostCpuBusyBefore?: number;
+  /** Average fraction of host CPU used by processes outside the harness while the scenario ran. */
+  foreignCpuDuring?: number;
   subjects: { baseline?: Subject; candidate?: Subject };
   rows: Row[];
   notes: string[];

@@ -51,8 +51,13 @@ export function formatScenario(res: ScenarioResult): string {
     ]);
     out.push(table(header, rows, new Set([3, 4, 5])));
   }
+  const seen = new Set<string>();
   for (const r of res.rows) {
-    for (const why of r.invalid) out.push(`   ! INVALID ${r.case} / ${r.metric}: ${why}`);
+    for (const why of r.invalid) {
+      const line = `   ! INVALID ${r.case}: ${why}`;
+      if (!seen.has(line)) out.push(line);
+      seen.add(line);
+    }
   }
   for (const n of res.notes) out.push(`   * ${n}`);
   if (res.error !== undefined) out.push(`   ! BROKEN: ${res.error}`);

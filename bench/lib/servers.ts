@@ -74,6 +74,9 @@ export function distributionConfig(port: number, dataDir: string): Plain {
 }
 
 export async function launchDistribution(workDir: string, opts: ServerOptions = {}): Promise<RegistryServer> {
+  if (!existsSync(DISTRIBUTION_BIN)) {
+    throw new BrokenRunError(`${DISTRIBUTION_BIN} not found (apt-get install -y docker-registry)`);
+  }
   return launchWithRetry('distribution', workDir, opts, async (port, dataDir, configPath) => {
     const cfg = deepMerge(distributionConfig(port, dataDir), opts.distributionConfig);
     await writeFile(configPath, stringify(cfg));

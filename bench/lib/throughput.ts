@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { trackChild, stopChild } from './cleanup.ts';
 import { BrokenRunError } from './proc.ts';
 import { REPO_ROOT } from './paths.ts';
@@ -17,7 +18,7 @@ export interface DownloadOptions {
   url: string;
   /** Total concurrent downloads. */
   clients: number;
-  /** Spread the downloads over this many child processes (default: min(clients, 4)). */
+  /** Spread the downloads over this many child processes (default: min(clients, CPU count)). */
   processes?: number;
   expectedBytes: number;
   /** Hex sha256 to check on one stream (hashing costs client CPU; prefer untimed runs). */
@@ -80,7 +81,7 @@ function startClient(args: DownloadClientArgs): ClientProc {
 }
 
 export async function measureDownload(opts: DownloadOptions): Promise<DownloadResult> {
-  const processes = Math.max(1, Math.min(opts.clients, opts.processes ?? Math.min(opts.clients, 4)));
+  const processes = Math.max(1, Math.min(opts.clients, opts.processes ?? availableParallelism()));
   const perProc = Array.from({ length: processes }, (_, i) =>
     Math.floor(opts.clients / processes) + (i < opts.clients % processes ? 1 : 0),
   );

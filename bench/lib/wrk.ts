@@ -7,6 +7,7 @@ import { runCommand, BrokenRunError } from './proc.ts';
 
 export interface WrkOptions {
   url: string;
+  /** GET only in practice: see the HEAD note in runWrk. */
   method?: 'GET' | 'HEAD';
   headers?: Record<string, string>;
   threads: number;
@@ -18,20 +19,28 @@ export interface WrkOptions {
   scriptDir: string;
 }
 
-export interface WrkResult {
+/** Result of one load run (shared with ab.ts). */
+export interface LoadResult {
+  tool: 'wrk' | 'ab';
   requests: number;
   durationSec: number;
   rps: number;
+  /** Bytes received (headers + bodies). */
   bytes: number;
   /** Milliseconds. */
   latency: { mean: number; stdev: number; p50: number; p90: number; p99: number; max: number };
   errors: { connect: number; read: number; write: number; timeout: number; status: number };
-  /** wrk's "Non-2xx or 3xx responses" (= responses with status >= 400). */
+  /**
+   * Non-2xx responses. wrk only counts status >= 400 here (its "Non-2xx or 3xx
+   * responses"); ab counts everything but 2xx.
+   */
   non2xx: number;
   /** Problems that make the figure untrustworthy (empty when fine). */
   invalid: string[];
   text: string;
 }
+
+export type WrkResult = LoadResult;
 
 const MARK = '@@WRK_JSON@@';
 
@@ -67,7 +76,7 @@ interface WrkJson {
 }
 
 /** Parse wrk's stdout (JSON line from our done() hook + the standard text). */
-export function parseWrkOutput(text: string): Omit<WrkResult, 'invalid' | 'text'> {
+export function parseWrkOutput(text: string): Omit<WrkResult, 'invalid' | 'text' | 'tool'> {
   const line = text.split('\n').find((l) => l.startsWith(MARK));
   if (line === undefined) throw new BrokenRunError(`wrk output has no summary line:\n${text}`);
   const j = JSON.parse(line.slice(MARK.length)) as WrkJson;
@@ -95,6 +104,12 @@ let scriptSeq = 0;
 
 export async function runWrk(opts: WrkOptions): Promise<WrkResult> {
   const method = opts.method ?? 'GET';
+  if (method === 'HEAD') {
+    // wrk's response parser never learns that a HEAD response has no body, so
+    // with a Content-Length header (which registries must send) every
+    // connection stalls after its first response. Use runAb() for HEAD.
+    throw new Error('wrk cannot load-test HEAD requests; use runAb (bench/lib/ab.ts)');
+  }
   const script = join(opts.scriptDir, `wrk-${process.pid}-${++scriptSeq}.lua`);
   await writeFile(script, wrkScript(method, opts.headers ?? {}));
   const duration = Math.max(1, Math.round(opts.durationSec));
@@ -119,11 +134,10 @@ export async function runWrk(opts: WrkOptions): Promise<WrkResult> {
   if (parsed.requests === 0) invalid.push('no requests completed');
   if (parsed.non2xx > 0) invalid.push(`${parsed.non2xx} non-2xx responses`);
   const e = parsed.errors;
-  const sock = e.connect + e.read + e.write + e.timeout;
-  if (sock > 0) {
+  if (e.connect + e.read + e.write + e.timeout > 0) {
     invalid.push(`socket errors: connect ${e.connect}, read ${e.read}, write ${e.write}, timeout ${e.timeout}`);
   }
-  return { ...parsed, invalid, text: res.stdout };
+  return { tool: 'wrk', ...parsed, invalid, text: res.stdout };
 }
 
 export async function wrkVersion(): Promise<string> {

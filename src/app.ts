@@ -1,43 +1,131 @@
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
+import { Agent } from 'undici';
+import { BlobFills } from './cache/blob-fill.ts';
+import { mirroredName } from './cache/mirror.ts';
+import { PullThroughRegistry } from './cache/pull-through-registry.ts';
+import { ruleFromRecord, RuleSet } from './cache/rules.ts';
+import { seedFromConfig } from './cache/seed.ts';
+import { TemplateResolver } from './cache/templates.ts';
 import type { Config } from './config/schema.ts';
+import { Metrics } from './metrics.ts';
 import { createOciApi } from './oci/api.ts';
 import { LocalRegistry } from './registry/local-registry.ts';
+import { CredentialStore } from './secrets/credentials.ts';
+import { SecretBox } from './secrets/secret-box.ts';
 import { requestId, startHttpServer, type RequestHandler } from './server/http-server.ts';
 import { FilesystemBlobStore } from './storage/blob/filesystem.ts';
 import { SqliteMetadataStore } from './storage/metadata/sqlite/sqlite-metadata-store.ts';
+import { UpstreamClient } from './upstream/client.ts';
+import { QuotaTracker } from './upstream/quota.ts';
 
 export interface App {
   url: string;
-  registry: LocalRegistry;
+  registry: PullThroughRegistry;
+  local: LocalRegistry;
+  metrics: Metrics;
   log: Logger;
+  /** Re-reads cache rules from the store (after the API or a seed changed them). */
+  reloadRules(): Promise<void>;
   close(): Promise<void>;
 }
 
 export interface AppOptions {
   /** Defaults to a pino logger on stdout at the configured level. */
   log?: Logger;
+  /** Wall clock, injectable so tests never sleep. */
+  now?: () => Date;
 }
 
 /** The composition root: the only place that chooses concrete drivers. */
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = options.log ?? pino({ level: config.log.level, base: undefined });
+  const now = options.now ?? (() => new Date());
   const directory = resolve(config.storage.directory);
   const blobs = await FilesystemBlobStore.open(directory);
   const metadata = SqliteMetadataStore.open(join(directory, 'metadata.db'));
-  const registry = new LocalRegistry({
+  const metrics = new Metrics();
+  const box = await SecretBox.load(config.secrets.keyFile ?? join(directory, 'secret.key'));
+  const credentials = new CredentialStore(metadata.secrets, box, now);
+  await seedFromConfig(config, metadata, credentials, log, now());
+
+  const local = new LocalRegistry({
     blobs,
     metadata,
     manifestCacheBytes: config.cache.manifestMemory,
     pullFlushIntervalMs: config.cache.pullTimeFlushInterval,
+    now,
     onBackgroundError: (err) => log.error({ err }, 'failed to record pull times'),
+  });
+
+  const pull = config.pullThrough;
+  const dispatcher = new Agent({ connections: pull.concurrency, keepAliveTimeout: 30_000 });
+  const quota = new QuotaTracker(() => now().getTime());
+  let rules = new RuleSet([]);
+  let upstreams = new Map<string, UpstreamClient>();
+  const reloadRules = async () => {
+    const records = await metadata.cacheRules.list();
+    rules = new RuleSet(records.map((r) => ruleFromRecord(r, { freshnessMs: pull.freshness, concurrency: pull.concurrency })));
+    upstreams = new Map();
+  };
+  await reloadRules();
+  const upstreamFor = (prefix: string): UpstreamClient => {
+    let client = upstreams.get(prefix);
+    if (!client) {
+      const rule = rules.get(prefix);
+      if (!rule) throw new Error(`no cache rule ${prefix}`);
+      const secret = rule.credentialSecret;
+      client = new UpstreamClient({
+        name: prefix,
+        url: rule.upstreamUrl,
+        credential: async () => (secret ? credentials.get(secret) : undefined),
+        dispatcher,
+        quota,
+        headersTimeoutMs: pull.headersTimeout,
+        bodyTimeoutMs: pull.bodyTimeout,
+        retries: pull.retries,
+        retryBaseDelayMs: pull.retryBaseDelay,
+        maxManifestBytes: config.limits.maxManifestSize,
+        now: () => now().getTime(),
+        onRequest: ({ method, kind, status }) => metrics.upstreamRequests.inc({ rule: prefix, method, kind, status: String(status) }),
+      });
+      upstreams.set(prefix, client);
+    }
+    return client;
+  };
+  const fills = new BlobFills({
+    blobs,
+    resumeAttempts: pull.retries + 1,
+    onFilled: (_digest, bytes) => metrics.bytesFetched.inc({ rule: 'all' }, bytes),
+  });
+  metrics.sources.fillsInFlight = () => fills.inFlight;
+  metrics.sources.rateLimits = () => quota.entries().map(([identity, reading]) => [identity, reading.remaining]);
+  const registry = new PullThroughRegistry({
+    local,
+    blobs,
+    metadata,
+    rules: () => rules,
+    upstream: upstreamFor,
+    fills,
+    templates: new TemplateResolver(metadata.templates),
+    quota,
+    quotaReserve: pull.quotaReserve,
+    metrics,
+    log,
+    now,
   });
 
   const oci = createOciApi({
     registry,
     maxManifestBytes: config.limits.maxManifestSize,
+    resolvePullName: (name, query) =>
+      mirroredName(name, query.get('ns'), rules, pull.defaultMirror, async () => (await metadata.repositories.get(name)) !== undefined),
     onInternalError: (err, req) => log.error({ err, reqId: requestId(req) }, 'internal error'),
   });
+  const metricsEndpoint: RequestHandler = async (_req, res) => {
+    const body = await metrics.registry.metrics();
+    res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(body);
+  };
   const notFound: RequestHandler = async (_req, res) => {
     res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found\n');
   };
@@ -45,11 +133,21 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     host: config.http.host,
     port: config.http.port,
     log,
-    route: (_req, { path }) => (path === '/v2' || path.startsWith('/v2/') ? oci : notFound),
+    route: (_req, { path }) => {
+      if (path === '/v2' || path.startsWith('/v2/')) return oci;
+      if (path === '/metrics') return metricsEndpoint;
+      return notFound;
+    },
+    onResponse: ({ path, method, status, bytes, seconds }) => {
+      const api = path.startsWith('/v2') ? 'oci' : path === '/metrics' ? 'metrics' : 'other';
+      metrics.requests.inc({ api, method, status: String(status) });
+      metrics.requestDuration.observe({ api }, seconds);
+      metrics.bytesServed.inc(bytes);
+    },
   });
 
   const sweepUploads = () =>
-    registry
+    local
       .expireUploads(config.uploads.expireAfter)
       .then((removed) => removed > 0 && log.info({ removed }, 'expired abandoned uploads'))
       .catch((err: unknown) => log.error({ err }, 'upload expiry failed'));
@@ -57,15 +155,19 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const sweeper = setInterval(sweepUploads, config.uploads.sweepInterval);
   sweeper.unref();
 
-  log.info({ url: http.url, storage: directory }, 'listening');
+  log.info({ url: http.url, storage: directory, cacheRules: rules.rules.map((r) => r.prefix) }, 'listening');
   return {
     url: http.url,
     registry,
+    local,
+    metrics,
     log,
+    reloadRules,
     async close() {
       clearInterval(sweeper);
       await http.close(config.http.shutdownGrace);
-      await registry.close();
+      await local.close();
+      await dispatcher.close();
       await metadata.close();
       await blobs.close();
     },

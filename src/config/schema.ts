@@ -28,6 +28,57 @@ export const byteSize = z.union([z.number().int().nonnegative(), z.string()]).tr
   return Math.round(Number(match[1]) * BYTE_UNITS[unit]);
 });
 
+/** ECR's repository-prefix grammar for cache rules and templates. */
+export const RULE_PREFIX = /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*\/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
+
+export const UPSTREAM_KINDS = [
+  'docker-hub',
+  'github-container-registry',
+  'quay',
+  'gitlab-container-registry',
+  'k8s',
+  'ecr-public',
+  'ecr',
+  'azure-container-registry',
+  'chainguard',
+  'oci',
+] as const;
+
+/**
+ * One entry of the `registries` section: the community ECR pull-through module's format (the key is the
+ * prefix; `registry`, `username`, `accessToken`), plus Cistern's optional tuning.
+ */
+const registryEntry = z
+  .object({
+    registry: z.string().min(1),
+    username: z.string().min(1).optional(),
+    accessToken: z.string().min(1).optional(),
+    kind: z.enum(UPSTREAM_KINDS).optional(),
+    upstreamPrefix: z.string().optional(),
+    freshness: duration.optional(),
+    concurrency: z.number().int().min(1).max(1000).optional(),
+  })
+  .strict()
+  .refine((entry) => (entry.username === undefined) === (entry.accessToken === undefined), {
+    message: 'give both username and accessToken, or neither',
+  });
+
+const prefixKey = z.string().refine((prefix) => prefix === 'ROOT' || (prefix.length >= 2 && prefix.length <= 30 && RULE_PREFIX.test(prefix)), {
+  message: 'a prefix is 2-30 characters of lower-case segments ([a-z0-9._-]) joined by "/", or ROOT',
+});
+
+const templateEntry = z
+  .object({
+    description: z.string().max(256).optional(),
+    appliedFor: z.array(z.enum(['PULL_THROUGH_CACHE', 'REPLICATION', 'CREATE_ON_PUSH'])).default(['PULL_THROUGH_CACHE']),
+    imageTagMutability: z.enum(['MUTABLE', 'IMMUTABLE']).default('MUTABLE'),
+    /** ECR lifecycle policy, as JSON text or as YAML. */
+    lifecyclePolicy: z.union([z.string(), z.record(z.string(), z.unknown())]).optional(),
+    scanOnPull: z.boolean().default(false),
+    resourceTags: z.record(z.string(), z.string()).default({}),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     http: z
@@ -70,6 +121,30 @@ export const configSchema = z
       })
       .strict()
       .default({ manifestMemory: 64 * 1024 * 1024, pullTimeFlushInterval: 30_000 }),
+    registries: z.record(prefixKey, registryEntry).default({}),
+    templates: z.record(prefixKey, templateEntry).default({}),
+    pullThrough: z
+      .object({
+        freshness: duration.default(6 * 3_600_000),
+        /** Below this many remaining upstream pulls, revalidation stops spending them. */
+        quotaReserve: z.number().int().min(0).default(10),
+        concurrency: z.number().int().min(1).default(32),
+        headersTimeout: duration.default(30_000),
+        bodyTimeout: duration.default(60_000),
+        retries: z.number().int().min(0).max(10).default(3),
+        retryBaseDelay: duration.default(250),
+        /** The rule that serves requests naming no prefix and no `ns` (Docker Engine's registry-mirrors). */
+        defaultMirror: z.string().optional(),
+      })
+      .strict()
+      .default({ freshness: 6 * 3_600_000, quotaReserve: 10, concurrency: 32, headersTimeout: 30_000, bodyTimeout: 60_000, retries: 3, retryBaseDelay: 250 }),
+    secrets: z
+      .object({
+        /** AES-256 key sealing upstream credentials; created (mode 0600) on first start. CISTERN_SECRET_KEY overrides. */
+        keyFile: z.string().optional(),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 

@@ -23,6 +23,7 @@ export const ERROR_CODES = [
   'PAYLOAD_TOO_LARGE',
   'ROUTE_UNKNOWN',
   'METHOD_NOT_ALLOWED',
+  'UPSTREAM_FAILED',
   'UNAVAILABLE',
   'INTERNAL',
 ] as const;

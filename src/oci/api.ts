@@ -13,6 +13,11 @@ import type { RequestTarget } from '../server/http-server.ts';
 export interface OciApiOptions {
   registry: Registry;
   maxManifestBytes: number;
+  /**
+   * Maps the repository name of a pull (GET or HEAD) to the one it is served under; mirror mode uses it
+   * to honour containerd's `ns` parameter and Docker's prefix-less mirror requests.
+   */
+  resolvePullName?: (name: string, query: URLSearchParams) => Promise<string> | string;
   /** Failures that are not the client's doing: the client sees a generic 500, the operator the cause. */
   onInternalError: (err: unknown, req: IncomingMessage) => void;
 }
@@ -158,14 +163,6 @@ export function createOciApi(options: OciApiOptions) {
   }
 
   async function getBlob(req: IncomingMessage, res: ServerResponse, name: RepositoryName, digest: Digest, head: boolean): Promise<void> {
-    const info = await registry.statBlob(name, digest);
-    let range;
-    try {
-      range = parseRange(req.headers.range, info.size);
-    } catch (err) {
-      res.setHeader('Content-Range', `bytes */${info.size}`);
-      throw err;
-    }
     const headers = {
       'Content-Type': 'application/octet-stream',
       'Docker-Content-Digest': digest,
@@ -174,21 +171,34 @@ export function createOciApi(options: OciApiOptions) {
       'Cache-Control': 'max-age=31536000',
     };
     if (head) {
+      const info = await registry.statBlob(name, digest);
       res.writeHead(200, { ...headers, 'Content-Length': info.size });
       res.end();
       return;
     }
     const abort = new AbortController();
     res.on('close', () => abort.abort());
-    const stream = await registry.readBlob(name, digest, { ...(range && { range }), signal: abort.signal });
+    const rangeHeader = req.headers.range;
+    const blob = await registry.readBlob(name, digest, {
+      signal: abort.signal,
+      range: (size) => {
+        try {
+          return parseRange(rangeHeader, size);
+        } catch (err) {
+          res.setHeader('Content-Range', `bytes */${size}`);
+          throw err;
+        }
+      },
+    });
+    const { range, size, stream } = blob;
     if (range) {
       res.writeHead(206, {
         ...headers,
         'Content-Length': range.end - range.start + 1,
-        'Content-Range': `bytes ${range.start}-${range.end}/${info.size}`,
+        'Content-Range': `bytes ${range.start}-${range.end}/${size}`,
       });
     } else {
-      res.writeHead(200, { ...headers, 'Content-Length': info.size });
+      res.writeHead(200, { ...headers, 'Content-Length': size });
     }
     await pipeline(stream, res).catch((err: unknown) => {
       // A client that goes away mid-download is routine, not an error.
@@ -277,7 +287,11 @@ export function createOciApi(options: OciApiOptions) {
     const method = req.method ?? 'GET';
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
     try {
-      const methods = handlers(matchRoute(target.path));
+      let route = matchRoute(target.path);
+      if (options.resolvePullName && 'name' in route && (method === 'GET' || method === 'HEAD')) {
+        route = { ...route, name: await options.resolvePullName(route.name, target.query) };
+      }
+      const methods = handlers(route);
       const handler = methods[method];
       if (!handler) {
         res.setHeader('Allow', Object.keys(methods).join(', '));

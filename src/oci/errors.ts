@@ -29,6 +29,7 @@ export const OCI_ERRORS = {
   PAYLOAD_TOO_LARGE: { status: 413, wire: 'SIZE_INVALID' },
   ROUTE_UNKNOWN: { status: 404, wire: 'UNSUPPORTED' },
   METHOD_NOT_ALLOWED: { status: 405, wire: 'UNSUPPORTED' },
+  UPSTREAM_FAILED: { status: 502, wire: 'UNAVAILABLE' },
   UNAVAILABLE: { status: 503 },
   INTERNAL: { status: 500, wire: 'UNKNOWN' },
 } as const satisfies Record<ErrorCode, OciError>;

@@ -4,11 +4,11 @@ import { failpoint } from '../failpoints.ts';
 import { digestAlgorithm, digestOf, type Digest } from '../domain/digest.ts';
 import { parseManifest, type Descriptor } from '../domain/manifest.ts';
 import type { Reference, RepositoryName } from '../domain/reference.ts';
-import type { BlobInfo, BlobStore, ByteRange } from '../storage/blob-store.ts';
-import type { MetadataStore, PageRequest } from '../storage/metadata-store.ts';
+import type { BlobInfo, BlobStore } from '../storage/blob-store.ts';
+import type { MetadataStore, PageRequest, TagState } from '../storage/metadata-store.ts';
 import { ByteLru } from './byte-lru.ts';
 import { PullRecorder } from './pull-recorder.ts';
-import type { Registry, StoredManifest, UploadStatus } from './registry.ts';
+import type { BlobRead, BlobReadOptions, Registry, StoredManifest, UploadStatus } from './registry.ts';
 
 export interface LocalRegistryOptions {
   blobs: BlobStore;
@@ -140,6 +140,37 @@ export class LocalRegistry implements Registry {
     }
   }
 
+  /**
+   * Stores a manifest fetched from an upstream. Its digest was computed from these bytes by the caller;
+   * the blobs it names arrive later, when a client asks for them, so references are not checked.
+   */
+  async cacheManifest(repository: RepositoryName, digest: Digest, body: Buffer, contentType: string, tag?: string): Promise<StoredManifest> {
+    const parsed = parseManifest(body, contentType || undefined);
+    await this.metadata.manifests.put({
+      repository,
+      digest,
+      mediaType: parsed.mediaType,
+      content: body,
+      ...(parsed.subject && { subject: parsed.subject.digest }),
+      ...(parsed.artifactType && { artifactType: parsed.artifactType }),
+      ...(parsed.annotations && { annotations: parsed.annotations }),
+      references: { blobs: parsed.blobs.map((d) => d.digest), manifests: parsed.manifests.map((d) => d.digest) },
+      ...(tag !== undefined && { tag }),
+      at: this.now(),
+    });
+    if (tag !== undefined) this.tagCache.delete(`${repository}:${tag}`);
+    return { digest, mediaType: parsed.mediaType, content: body };
+  }
+
+  tagState(repository: string, tag: string): Promise<TagState | undefined> {
+    return this.metadata.tags.state(repository, tag);
+  }
+
+  /** Gives a repository access to a blob already in the store. */
+  async linkBlob(repository: RepositoryName, digest: Digest, size: number): Promise<void> {
+    await this.metadata.blobLinks.link(repository, digest, size, this.now());
+  }
+
   async deleteManifest(repository: RepositoryName, reference: Reference): Promise<void> {
     if (reference.kind === 'tag') {
       this.tagCache.delete(`${repository}:${reference.tag}`);
@@ -175,13 +206,11 @@ export class LocalRegistry implements Registry {
     return { digest, size };
   }
 
-  async readBlob(
-    repository: RepositoryName,
-    digest: Digest,
-    options: { range?: ByteRange; signal?: AbortSignal } = {},
-  ): Promise<Readable> {
-    await this.statBlob(repository, digest);
-    return this.blobs.read(digest, options);
+  async readBlob(repository: RepositoryName, digest: Digest, options: BlobReadOptions = {}): Promise<BlobRead> {
+    const { size } = await this.statBlob(repository, digest);
+    const range = options.range?.(size);
+    const stream = await this.blobs.read(digest, { ...(range && { range }), ...(options.signal && { signal: options.signal }) });
+    return { size, ...(range && { range }), stream };
   }
 
   async deleteBlob(repository: RepositoryName, digest: Digest): Promise<void> {
@@ -225,7 +254,7 @@ export class LocalRegistry implements Registry {
         });
       }
     }
-    return this.blobs.appendUpload(id, body, options.signal);
+    return this.blobs.appendUpload(id, body, options.signal ? { signal: options.signal } : {});
   }
 
   async finishUpload(

@@ -12,6 +12,17 @@ export interface StoredManifest {
   content: Buffer;
 }
 
+export interface BlobReadOptions {
+  range?: (size: number) => ByteRange | undefined;
+  signal?: AbortSignal;
+}
+
+export interface BlobRead {
+  size: number;
+  range?: ByteRange;
+  stream: Readable;
+}
+
 export interface UploadStatus {
   id: string;
   /** Bytes received so far. */
@@ -40,11 +51,11 @@ export interface Registry {
   referrers(repository: RepositoryName, subject: Digest): Promise<Descriptor[]>;
 
   statBlob(repository: RepositoryName, digest: Digest): Promise<BlobInfo>;
-  readBlob(
-    repository: RepositoryName,
-    digest: Digest,
-    options?: { range?: ByteRange; signal?: AbortSignal },
-  ): Promise<Readable>;
+  /**
+   * Opens a blob. `range` is resolved against the blob's size once that is known (it may throw
+   * RANGE_INVALID); the result says which bytes the stream carries.
+   */
+  readBlob(repository: RepositoryName, digest: Digest, options?: BlobReadOptions): Promise<BlobRead>;
   /** Removes the repository's access to the blob; the bytes go when garbage collection finds them unused. */
   deleteBlob(repository: RepositoryName, digest: Digest): Promise<void>;
 

@@ -17,6 +17,8 @@ export interface HttpServerOptions {
   log: Logger;
   /** Chooses the API surface for a request (OCI, later ECR and metrics). */
   route: (req: IncomingMessage, target: RequestTarget) => RequestHandler;
+  /** Hears every finished request, for metrics. */
+  onResponse?: (event: { path: string; method: string; status: number; bytes: number; seconds: number }) => void;
 }
 
 export interface RunningServer {
@@ -56,18 +58,14 @@ export async function startHttpServer(options: HttpServerOptions): Promise<Runni
     inFlight++;
     res.on('close', () => {
       inFlight--;
+      const path = (req.url ?? '').split('?', 1)[0]!;
+      const bytes = req.socket.bytesWritten - bytesBefore;
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
       log.info(
-        {
-          reqId: id,
-          method: req.method,
-          path: (req.url ?? '').split('?', 1)[0],
-          status: res.statusCode,
-          bytes: req.socket.bytesWritten - bytesBefore,
-          ms: Number(process.hrtime.bigint() - started) / 1e6,
-          ...(!res.writableFinished && { aborted: true }),
-        },
+        { reqId: id, method: req.method, path, status: res.statusCode, bytes, ms, ...(!res.writableFinished && { aborted: true }) },
         'request',
       );
+      options.onResponse?.({ path, method: req.method ?? '', status: res.statusCode, bytes, seconds: ms / 1000 });
       if (inFlight === 0) drained?.();
     });
     const raw = req.url ?? '/';

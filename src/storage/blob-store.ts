@@ -34,8 +34,13 @@ export interface BlobStore {
   list(): AsyncIterable<BlobInfo>;
 
   startUpload(): Promise<string>;
-  /** Appends the whole of `source`; returns the upload's size afterwards. Throws BLOB_UPLOAD_UNKNOWN. */
-  appendUpload(id: string, source: Readable, signal?: AbortSignal): Promise<number>;
+  /**
+   * Appends the whole of `source`; returns the upload's size afterwards. Throws BLOB_UPLOAD_UNKNOWN.
+   * `onProgress` hears the size each time more bytes are durably readable through `readUpload`.
+   */
+  appendUpload(id: string, source: Readable, options?: { signal?: AbortSignal; onProgress?: (size: number) => void }): Promise<number>;
+  /** Reads bytes already appended to an upload (a cache fill streams to clients this way). */
+  readUpload(id: string, range: ByteRange, signal?: AbortSignal): Promise<Readable>;
   uploadSize(id: string): Promise<number>;
   /**
    * Verifies the upload against `expected` and makes it visible as a blob. On a mismatch the upload is

@@ -10,6 +10,19 @@ export interface PageRequest {
 export interface RepositoryRecord {
   name: string;
   createdAt: Date;
+  /** The prefix of the cache rule that created it; absent for repositories pushed to. */
+  cacheRule?: string;
+  /** Settings applied from a creation template when it was created. */
+  settings?: RepositorySettings;
+}
+
+export interface RepositorySettings {
+  imageTagMutability?: 'MUTABLE' | 'IMMUTABLE';
+  lifecyclePolicy?: string;
+  scanOnPush?: boolean;
+  resourceTags?: { Key: string; Value: string }[];
+  /** The template prefix the settings came from. */
+  template?: string;
 }
 
 export interface ManifestRecord {
@@ -56,6 +69,8 @@ export interface PullRecord {
 export interface RepositoryMetadata {
   get(name: string): Promise<RepositoryRecord | undefined>;
   list(page: PageRequest): Promise<string[]>;
+  /** Creates the repository unless it exists; returns true when this call created it. */
+  create(name: string, options: { cacheRule?: string; settings?: RepositorySettings }, at: Date): Promise<boolean>;
 }
 
 export interface ManifestMetadata {
@@ -71,10 +86,20 @@ export interface ManifestMetadata {
   referrers(repository: string, subject: Digest): Promise<Descriptor[]>;
   /** Coarse last-pull times, written in batches rather than once per pull. */
   recordPulls(pulls: PullRecord[]): Promise<void>;
+  /** Whether a manifest in the repository names `digest` as a config or layer. */
+  referencesBlob(repository: string, digest: Digest): Promise<boolean>;
+}
+
+export interface TagState {
+  digest: Digest;
+  /** When the tag was last confirmed against its upstream (or pushed). */
+  checkedAt: Date;
 }
 
 export interface TagMetadata {
   resolve(repository: string, tag: string): Promise<Digest | undefined>;
+  state(repository: string, tag: string): Promise<TagState | undefined>;
+  markChecked(repository: string, tag: string, at: Date): Promise<void>;
   list(repository: string, page: PageRequest): Promise<string[]>;
   delete(repository: string, tag: string): Promise<boolean>;
 }
@@ -96,11 +121,70 @@ export interface UploadMetadata {
   listStale(before: Date): Promise<UploadSession[]>;
 }
 
+export interface SecretRecord {
+  name: string;
+  /** Sealed by the secret box; the store never sees plaintext. */
+  ciphertext: Buffer;
+  description?: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface SecretMetadata {
+  get(name: string): Promise<SecretRecord | undefined>;
+  put(secret: { name: string; ciphertext: Buffer; description?: string }, at: Date): Promise<void>;
+  list(): Promise<SecretRecord[]>;
+  delete(name: string): Promise<boolean>;
+}
+
+/** Where a rule or template came from: the config file seeds, the API manages. */
+export type RecordSource = 'config' | 'api';
+
+export interface CacheRuleRecord {
+  prefix: string;
+  upstreamUrl: string;
+  upstreamKind: string;
+  upstreamPrefix?: string;
+  /** Name of the secret holding the upstream credential. */
+  credentialSecret?: string;
+  /** Per-rule tuning (freshness, concurrency, ...), validated by the cache layer. */
+  settings: Record<string, unknown>;
+  source: RecordSource;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface CacheRuleMetadata {
+  list(): Promise<CacheRuleRecord[]>;
+  get(prefix: string): Promise<CacheRuleRecord | undefined>;
+  /** Creates or replaces; createdAt survives a replace. */
+  put(rule: Omit<CacheRuleRecord, 'createdAt' | 'updatedAt'>, at: Date): Promise<void>;
+  delete(prefix: string): Promise<boolean>;
+}
+
+export interface CreationTemplateRecord {
+  prefix: string;
+  /** The template as ECR describes it (appliedFor, lifecyclePolicy, ...). */
+  body: Record<string, unknown>;
+  source: RecordSource;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface CreationTemplateMetadata {
+  list(): Promise<CreationTemplateRecord[]>;
+  put(template: Omit<CreationTemplateRecord, 'createdAt' | 'updatedAt'>, at: Date): Promise<void>;
+  delete(prefix: string): Promise<boolean>;
+}
+
 export interface MetadataStore {
   repositories: RepositoryMetadata;
   manifests: ManifestMetadata;
   tags: TagMetadata;
   blobLinks: BlobLinkMetadata;
   uploads: UploadMetadata;
+  secrets: SecretMetadata;
+  cacheRules: CacheRuleMetadata;
+  templates: CreationTemplateMetadata;
   close(): Promise<void>;
 }

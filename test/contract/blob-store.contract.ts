@@ -336,7 +336,7 @@ export function blobStoreContract(driverName: string, open: () => Promise<BlobSt
         const whole = bytesOf('aborted append', 512 * 1024);
         const id = await store.startUpload();
         // A signal aborted before the call appends nothing.
-        await assert.rejects(store.appendUpload(id, Readable.from([whole]), AbortSignal.abort()));
+        await assert.rejects(store.appendUpload(id, Readable.from([whole]), { signal: AbortSignal.abort() }));
         assert.equal(await store.uploadSize(id), 0, 'nothing appended under an already-aborted signal');
         const controller = new AbortController();
         let pushed = false;
@@ -349,7 +349,7 @@ export function blobStoreContract(driverName: string, open: () => Promise<BlobSt
             }
           },
         });
-        const append = store.appendUpload(id, source, controller.signal);
+        const append = store.appendUpload(id, source, { signal: controller.signal });
         await delay(50);
         controller.abort();
         await assert.rejects(append);

@@ -187,7 +187,7 @@ describe('OCI blobs and uploads', () => {
     await fetch(location, { method: 'PATCH', body: 'some bytes' });
     const id = location.split('/').pop()!;
     assert.ok((await uploadFiles()).includes(id));
-    const removed = await cistern.app.registry.expireUploads(-1);
+    const removed = await cistern.app.local.expireUploads(-1);
     assert.ok(removed >= 1);
     assert.ok(!(await uploadFiles()).includes(id));
     assert.equal((await fetch(location)).status, 404);

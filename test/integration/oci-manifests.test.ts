@@ -234,7 +234,7 @@ describe('OCI manifests', () => {
 
   it('records the last pull of a manifest in batches, not for HEAD', async () => {
     const image = await pushImage(base, 'pulled', 'v1', 'pulled');
-    const store = cistern.app.registry;
+    const store = cistern.app.local;
     await fetch(`${base}/v2/pulled/manifests/v1`, { method: 'HEAD' });
     await store.close(); // flushes pending pull times
     // HEAD alone records nothing: read through the metadata store directly.

@@ -1,8 +1,8 @@
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { randomUUID, type Hash } from 'node:crypto';
 import { join } from 'node:path';
-import { Transform, type Readable } from 'node:stream';
+import { Writable, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../../domain/errors.ts';
 import { failpoint } from '../../failpoints.ts';
@@ -108,7 +108,11 @@ export class FilesystemBlobStore implements BlobStore {
     }
   }
 
-  async appendUpload(id: string, source: Readable, signal?: AbortSignal): Promise<number> {
+  async appendUpload(
+    id: string,
+    source: Readable,
+    options: { signal?: AbortSignal; onProgress?: (size: number) => void } = {},
+  ): Promise<number> {
     const path = this.uploadPath(id);
     const start = await this.uploadSize(id);
     let running = this.hashes.get(id);
@@ -117,24 +121,42 @@ export class FilesystemBlobStore implements BlobStore {
       this.hashes.delete(id);
       running = undefined;
     }
+    const handle = await open(path, 'a');
     let size = start;
-    const track = new Transform({
-      transform(chunk: Buffer, _encoding, done) {
-        size += chunk.length;
-        running?.hash.update(chunk);
-        done(null, chunk);
+    const { onProgress } = options;
+    // Hash and count only what the file has accepted, so the running hash and the file never disagree.
+    const sink = new Writable({
+      highWaterMark: 1 << 20,
+      write(chunk: Buffer, _encoding, done) {
+        handle.write(chunk).then(() => {
+          size += chunk.length;
+          running?.hash.update(chunk);
+          onProgress?.(size);
+          done();
+        }, done);
       },
     });
     try {
-      await pipeline(source, track, createWriteStream(path, { flags: 'a' }), ...(signal ? [{ signal }] : []));
+      await pipeline(source, sink, ...(options.signal ? [{ signal: options.signal }] : []));
     } catch (err) {
-      // Bytes written so far stay (a client may resume from the reported offset), but the running hash
-      // may have counted bytes that never reached the file.
-      this.hashes.delete(id);
+      if (running) running.size = size;
       throw err;
+    } finally {
+      await handle.close();
     }
     if (running) running.size = size;
     return size;
+  }
+
+  async readUpload(id: string, range: ByteRange, signal?: AbortSignal): Promise<Readable> {
+    let handle;
+    try {
+      handle = await open(this.uploadPath(id), 'r');
+    } catch (err) {
+      if (isNotFound(err)) throw uploadUnknown();
+      throw err;
+    }
+    return handle.createReadStream({ start: range.start, end: range.end, highWaterMark: 1 << 20, ...(signal && { signal }) });
   }
 
   async commitUpload(id: string, expected: Digest): Promise<BlobInfo> {

@@ -55,4 +55,36 @@ export const MIGRATIONS: readonly string[] = [
     updated_at INTEGER NOT NULL
   );
   `,
+  // 2: the pull-through cache
+  `
+  ALTER TABLE repositories ADD COLUMN cache_rule TEXT;
+  ALTER TABLE repositories ADD COLUMN settings TEXT;
+  ALTER TABLE tags ADD COLUMN checked_at INTEGER;
+  CREATE TABLE secrets (
+    name TEXT PRIMARY KEY,
+    ciphertext BLOB,
+    description TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    deleted_at INTEGER
+  );
+  CREATE TABLE cache_rules (
+    prefix TEXT PRIMARY KEY,
+    upstream_url TEXT NOT NULL,
+    upstream_kind TEXT NOT NULL,
+    upstream_prefix TEXT,
+    credential_secret TEXT,
+    settings TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  CREATE TABLE creation_templates (
+    prefix TEXT PRIMARY KEY,
+    body TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+  );
+  `,
 ];

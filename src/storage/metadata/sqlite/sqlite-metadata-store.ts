@@ -5,6 +5,14 @@ import type { Digest } from '../../../domain/digest.ts';
 import type { Descriptor } from '../../../domain/manifest.ts';
 import type {
   BlobLinkMetadata,
+  CacheRuleMetadata,
+  CacheRuleRecord,
+  CreationTemplateMetadata,
+  CreationTemplateRecord,
+  RepositorySettings,
+  SecretMetadata,
+  SecretRecord,
+  TagState,
   ManifestMetadata,
   ManifestRecord,
   MetadataStore,
@@ -44,6 +52,9 @@ export class SqliteMetadataStore implements MetadataStore {
   readonly tags: TagMetadata;
   readonly blobLinks: BlobLinkMetadata;
   readonly uploads: UploadMetadata;
+  readonly secrets: SecretMetadata;
+  readonly cacheRules: CacheRuleMetadata;
+  readonly templates: CreationTemplateMetadata;
 
   private constructor(private readonly db: Db) {
     this.repositories = new SqliteRepositories(db);
@@ -51,6 +62,9 @@ export class SqliteMetadataStore implements MetadataStore {
     this.tags = new SqliteTags(db);
     this.blobLinks = new SqliteBlobLinks(db);
     this.uploads = new SqliteUploads(db);
+    this.secrets = new SqliteSecrets(db);
+    this.cacheRules = new SqliteCacheRules(db);
+    this.templates = new SqliteTemplates(db);
   }
 
   /** Opens (creating if needed) and migrates the database at `path`, or an in-memory one for ':memory:'. */
@@ -100,10 +114,24 @@ class SqliteRepositories implements RepositoryMetadata {
   constructor(private readonly db: Db) {}
 
   async get(name: string): Promise<RepositoryRecord | undefined> {
-    const row = this.db.prepare('SELECT name, created_at FROM repositories WHERE name = ?').get(name) as
-      | { name: string; created_at: number }
+    const row = this.db.prepare('SELECT name, created_at, cache_rule, settings FROM repositories WHERE name = ?').get(name) as
+      | { name: string; created_at: number; cache_rule: string | null; settings: string | null }
       | undefined;
-    return row && { name: row.name, createdAt: new Date(row.created_at) };
+    return (
+      row && {
+        name: row.name,
+        createdAt: new Date(row.created_at),
+        ...(row.cache_rule !== null && { cacheRule: row.cache_rule }),
+        ...(row.settings !== null && { settings: JSON.parse(row.settings) as RepositorySettings }),
+      }
+    );
+  }
+
+  async create(name: string, options: { cacheRule?: string; settings?: RepositorySettings }, at: Date): Promise<boolean> {
+    const result = this.db
+      .prepare('INSERT INTO repositories (name, created_at, cache_rule, settings) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING')
+      .run(name, at.getTime(), options.cacheRule ?? null, options.settings ? JSON.stringify(options.settings) : null);
+    return result.changes > 0;
   }
 
   async list(page: PageRequest): Promise<string[]> {
@@ -158,10 +186,11 @@ class SqliteManifests implements ManifestMetadata {
       if (manifest.tag !== undefined) {
         this.db
           .prepare(
-            `INSERT INTO tags (repository_id, name, digest, updated_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (repository_id, name) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+            `INSERT INTO tags (repository_id, name, digest, updated_at, checked_at) VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (repository_id, name) DO UPDATE
+               SET digest = excluded.digest, updated_at = excluded.updated_at, checked_at = excluded.checked_at`,
           )
-          .run(repositoryId, manifest.tag, manifest.digest, at);
+          .run(repositoryId, manifest.tag, manifest.digest, at, at);
       }
     })();
   }
@@ -192,6 +221,18 @@ class SqliteManifests implements ManifestMetadata {
       ...(row.artifact_type && { artifactType: row.artifact_type }),
       ...(row.annotations && { annotations: JSON.parse(row.annotations) as Record<string, string> }),
     }));
+  }
+
+  async referencesBlob(repository: string, digest: Digest): Promise<boolean> {
+    const row = this.db
+      .prepare(
+        `SELECT 1 FROM manifest_references mr
+           JOIN manifests m ON m.id = mr.manifest_id
+           JOIN repositories r ON r.id = m.repository_id
+          WHERE mr.digest = ? AND mr.kind = 'blob' AND r.name = ? LIMIT 1`,
+      )
+      .get(digest, repository);
+    return row !== undefined;
   }
 
   async recordPulls(pulls: PullRecord[]): Promise<void> {
@@ -230,6 +271,22 @@ class SqliteTags implements TagMetadata {
 
   async resolve(repository: string, tag: string): Promise<Digest | undefined> {
     return this.resolveStatement.get(repository, tag) as Digest | undefined;
+  }
+
+  async state(repository: string, tag: string): Promise<TagState | undefined> {
+    const row = this.db
+      .prepare(
+        `SELECT t.digest, COALESCE(t.checked_at, t.updated_at) AS checked_at
+           FROM tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = ? AND t.name = ?`,
+      )
+      .get(repository, tag) as { digest: string; checked_at: number } | undefined;
+    return row && { digest: row.digest as Digest, checkedAt: new Date(row.checked_at) };
+  }
+
+  async markChecked(repository: string, tag: string, at: Date): Promise<void> {
+    this.db
+      .prepare('UPDATE tags SET checked_at = ? WHERE name = ? AND repository_id = (SELECT id FROM repositories WHERE name = ?)')
+      .run(at.getTime(), tag, repository);
   }
 
   async list(repository: string, page: PageRequest): Promise<string[]> {
@@ -323,4 +380,148 @@ function toUpload(row: UploadRow): UploadSession {
     startedAt: new Date(row.started_at),
     updatedAt: new Date(row.updated_at),
   };
+}
+
+class SqliteSecrets implements SecretMetadata {
+  constructor(private readonly db: Db) {}
+
+  async get(name: string): Promise<SecretRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM secrets WHERE name = ? AND deleted_at IS NULL').get(name) as SecretRow | undefined;
+    return row && toSecret(row);
+  }
+
+  async put(secret: { name: string; ciphertext: Buffer; description?: string }, at: Date): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO secrets (name, ciphertext, description, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (name) DO UPDATE SET ciphertext = excluded.ciphertext, description = excluded.description,
+           updated_at = excluded.updated_at, deleted_at = NULL`,
+      )
+      .run(secret.name, secret.ciphertext, secret.description ?? null, at.getTime(), at.getTime());
+  }
+
+  async list(): Promise<SecretRecord[]> {
+    return (this.db.prepare('SELECT * FROM secrets WHERE deleted_at IS NULL ORDER BY name').all() as SecretRow[]).map(toSecret);
+  }
+
+  async delete(name: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM secrets WHERE name = ?').run(name).changes > 0;
+  }
+}
+
+interface SecretRow {
+  name: string;
+  ciphertext: Buffer;
+  description: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+function toSecret(row: SecretRow): SecretRecord {
+  return {
+    name: row.name,
+    ciphertext: row.ciphertext,
+    ...(row.description !== null && { description: row.description }),
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+  };
+}
+
+class SqliteCacheRules implements CacheRuleMetadata {
+  constructor(private readonly db: Db) {}
+
+  async list(): Promise<CacheRuleRecord[]> {
+    return (this.db.prepare('SELECT * FROM cache_rules ORDER BY prefix').all() as RuleRow[]).map(toRule);
+  }
+
+  async get(prefix: string): Promise<CacheRuleRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM cache_rules WHERE prefix = ?').get(prefix) as RuleRow | undefined;
+    return row && toRule(row);
+  }
+
+  async put(rule: Omit<CacheRuleRecord, 'createdAt' | 'updatedAt'>, at: Date): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO cache_rules (prefix, upstream_url, upstream_kind, upstream_prefix, credential_secret, settings, source, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (prefix) DO UPDATE SET upstream_url = excluded.upstream_url, upstream_kind = excluded.upstream_kind,
+           upstream_prefix = excluded.upstream_prefix, credential_secret = excluded.credential_secret,
+           settings = excluded.settings, source = excluded.source, updated_at = excluded.updated_at`,
+      )
+      .run(
+        rule.prefix,
+        rule.upstreamUrl,
+        rule.upstreamKind,
+        rule.upstreamPrefix ?? null,
+        rule.credentialSecret ?? null,
+        JSON.stringify(rule.settings),
+        rule.source,
+        at.getTime(),
+        at.getTime(),
+      );
+  }
+
+  async delete(prefix: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM cache_rules WHERE prefix = ?').run(prefix).changes > 0;
+  }
+}
+
+interface RuleRow {
+  prefix: string;
+  upstream_url: string;
+  upstream_kind: string;
+  upstream_prefix: string | null;
+  credential_secret: string | null;
+  settings: string;
+  source: string;
+  created_at: number;
+  updated_at: number;
+}
+
+function toRule(row: RuleRow): CacheRuleRecord {
+  return {
+    prefix: row.prefix,
+    upstreamUrl: row.upstream_url,
+    upstreamKind: row.upstream_kind,
+    ...(row.upstream_prefix !== null && { upstreamPrefix: row.upstream_prefix }),
+    ...(row.credential_secret !== null && { credentialSecret: row.credential_secret }),
+    settings: JSON.parse(row.settings) as Record<string, unknown>,
+    source: row.source as CacheRuleRecord['source'],
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+  };
+}
+
+class SqliteTemplates implements CreationTemplateMetadata {
+  constructor(private readonly db: Db) {}
+
+  async list(): Promise<CreationTemplateRecord[]> {
+    const rows = this.db.prepare('SELECT * FROM creation_templates ORDER BY prefix').all() as {
+      prefix: string;
+      body: string;
+      source: string;
+      created_at: number;
+      updated_at: number;
+    }[];
+    return rows.map((row) => ({
+      prefix: row.prefix,
+      body: JSON.parse(row.body) as Record<string, unknown>,
+      source: row.source as CreationTemplateRecord['source'],
+      createdAt: new Date(row.created_at),
+      updatedAt: new Date(row.updated_at),
+    }));
+  }
+
+  async put(template: Omit<CreationTemplateRecord, 'createdAt' | 'updatedAt'>, at: Date): Promise<void> {
+    this.db
+      .prepare(
+        `INSERT INTO creation_templates (prefix, body, source, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (prefix) DO UPDATE SET body = excluded.body, source = excluded.source, updated_at = excluded.updated_at`,
+      )
+      .run(template.prefix, JSON.stringify(template.body), template.source, at.getTime(), at.getTime());
+  }
+
+  async delete(prefix: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM creation_templates WHERE prefix = ?').run(prefix).changes > 0;
+  }
 }

@@ -1,0 +1,278 @@
+import type { Logger } from 'pino';
+import { RegistryError } from '../domain/errors.ts';
+import type { Digest } from '../domain/digest.ts';
+import type { Descriptor } from '../domain/manifest.ts';
+import type { Reference, RepositoryName } from '../domain/reference.ts';
+import type { Metrics } from '../metrics.ts';
+import type { LocalRegistry } from '../registry/local-registry.ts';
+import type { BlobRead, BlobReadOptions, Registry, StoredManifest, UploadStatus } from '../registry/registry.ts';
+import type { BlobInfo, BlobStore } from '../storage/blob-store.ts';
+import type { MetadataStore, PageRequest, TagState } from '../storage/metadata-store.ts';
+import type { UpstreamClient } from '../upstream/client.ts';
+import { UpstreamFailure } from '../upstream/failure.ts';
+import type { QuotaTracker } from '../upstream/quota.ts';
+import { PRESETS } from '../upstream/presets.ts';
+import type { BlobFills } from './blob-fill.ts';
+import type { RuleMatch, RuleSet } from './rules.ts';
+import type { TemplateResolver } from './templates.ts';
+
+export interface PullThroughOptions {
+  local: LocalRegistry;
+  blobs: BlobStore;
+  metadata: MetadataStore;
+  rules: () => RuleSet;
+  upstream: (prefix: string) => UpstreamClient;
+  fills: BlobFills;
+  templates: TemplateResolver;
+  quota: QuotaTracker;
+  quotaReserve: number;
+  metrics: Metrics;
+  log: Logger;
+  now?: () => Date;
+}
+
+/**
+ * The pull-through cache: the Registry interface around the local registry. Repositories under a cache
+ * rule are filled from their upstream on first pull and served locally after; everything else passes
+ * straight through. Upstream requests are deduplicated (one per manifest and per blob however many
+ * clients ask at once), tags are revalidated with a HEAD once their freshness window has passed, and
+ * whatever the upstream does wrong, what is cached keeps being served.
+ */
+export class PullThroughRegistry implements Registry {
+  private readonly local: LocalRegistry;
+  private readonly now: () => Date;
+  /** Tag states of cached repositories, so a fresh tag costs no database read. */
+  private readonly tagStates = new Map<string, TagState>();
+  private readonly manifestFlights = new Map<string, Promise<StoredManifest>>();
+
+  constructor(private readonly options: PullThroughOptions) {
+    this.local = options.local;
+    this.now = options.now ?? (() => new Date());
+  }
+
+  private match(repository: string): RuleMatch | undefined {
+    return this.options.rules().match(repository);
+  }
+
+  catalog(page: PageRequest): Promise<string[]> {
+    return this.local.catalog(page);
+  }
+
+  async getManifest(repository: RepositoryName, reference: Reference, options: { pull?: boolean } = {}): Promise<StoredManifest> {
+    const match = this.match(repository);
+    if (!match) return this.local.getManifest(repository, reference, options);
+    const rule = match.rule.prefix;
+    if (reference.kind === 'digest') {
+      try {
+        const manifest = await this.local.getManifest(repository, reference, options);
+        this.options.metrics.cacheLookups.inc({ rule, kind: 'manifest', result: 'hit' });
+        return manifest;
+      } catch (err) {
+        if (!(err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN')) throw err;
+      }
+      this.options.metrics.cacheLookups.inc({ rule, kind: 'manifest', result: 'miss' });
+      // Digests never change, so a cached one never needs revalidation; a cold one is fetched.
+      return this.once(`${repository}@${reference.digest}`, () => this.fetchManifest(match, repository, reference.digest));
+    }
+    const key = `${repository}:${reference.tag}`;
+    let state = this.tagStates.get(key);
+    if (!state) {
+      state = await this.local.tagState(repository, reference.tag);
+      if (state) this.tagStates.set(key, state);
+    }
+    if (state && this.now().getTime() - state.checkedAt.getTime() < match.rule.freshnessMs) {
+      this.options.metrics.cacheLookups.inc({ rule, kind: 'manifest', result: 'hit' });
+      return this.local.getManifest(repository, { kind: 'digest', digest: state.digest }, options);
+    }
+    const known = state;
+    const manifest = await this.once(key, () => (known ? this.revalidate(match, repository, reference.tag, known) : this.fetchTag(match, repository, reference.tag)));
+    if (options.pull !== false) await this.local.getManifest(repository, { kind: 'digest', digest: manifest.digest }, options);
+    return manifest;
+  }
+
+  private async fetchTag(match: RuleMatch, repository: RepositoryName, tag: string): Promise<StoredManifest> {
+    this.options.metrics.cacheLookups.inc({ rule: match.rule.prefix, kind: 'manifest', result: 'miss' });
+    return this.fetchManifest(match, repository, tag, tag);
+  }
+
+  /** A cached tag past its freshness window: HEAD upstream, and GET only if the digest moved. */
+  private async revalidate(match: RuleMatch, repository: RepositoryName, tag: string, state: TagState): Promise<StoredManifest> {
+    const { rule, upstreamRepository } = match;
+    const upstream = this.options.upstream(rule.prefix);
+    const stale = async (reason: string, err?: unknown) => {
+      this.options.metrics.staleServes.inc({ rule: rule.prefix, reason });
+      this.options.log.warn({ rule: rule.prefix, repository, tag, reason, ...(err instanceof RegistryError && { cause: err.message }) }, 'serving cached manifest without revalidation');
+      return this.local.getManifest(repository, { kind: 'digest', digest: state.digest }, { pull: false });
+    };
+    let head;
+    try {
+      head = await upstream.headManifest(upstreamRepository, tag);
+    } catch (err) {
+      if (err instanceof UpstreamFailure) return stale(err.fault, err);
+      throw err;
+    }
+    if (!head || head.digest === state.digest) {
+      // Unchanged, or deleted upstream (which must not take it away from the people relying on it here).
+      await this.markChecked(repository, tag, state.digest);
+      this.options.metrics.cacheLookups.inc({ rule: rule.prefix, kind: 'manifest', result: 'revalidated' });
+      return this.local.getManifest(repository, { kind: 'digest', digest: state.digest }, { pull: false });
+    }
+    if (PRESETS[rule.kind]?.countsPulls && this.options.quota.isLow(await upstream.identity(), this.options.quotaReserve)) {
+      return stale('quota-reserve');
+    }
+    try {
+      return await this.fetchManifest(match, repository, tag, tag);
+    } catch (err) {
+      if (err instanceof UpstreamFailure) return stale(err.fault, err);
+      throw err;
+    }
+  }
+
+  private async fetchManifest(match: RuleMatch, repository: RepositoryName, reference: string, tag?: string): Promise<StoredManifest> {
+    const fetched = await this.options.upstream(match.rule.prefix).getManifest(match.upstreamRepository, reference);
+    if (!tag && fetched.digest !== reference) {
+      throw new UpstreamFailure(match.rule.prefix, 'corrupt', `manifest bytes do not match ${reference}; discarded`);
+    }
+    await this.ensureRepository(match, repository);
+    const stored = await this.local.cacheManifest(repository, fetched.digest, fetched.body, fetched.mediaType, tag);
+    if (tag) this.tagStates.set(`${repository}:${tag}`, { digest: fetched.digest, checkedAt: this.now() });
+    return stored;
+  }
+
+  private async markChecked(repository: string, tag: string, digest: Digest): Promise<void> {
+    const at = this.now();
+    this.tagStates.set(`${repository}:${tag}`, { digest, checkedAt: at });
+    await this.options.metadata.tags.markChecked(repository, tag, at);
+  }
+
+  /** First pull of a repository: create it from the matching creation template. */
+  private async ensureRepository(match: RuleMatch, repository: string): Promise<void> {
+    const settings = await this.options.templates.settingsFor(repository);
+    const created = await this.options.metadata.repositories.create(
+      repository,
+      { cacheRule: match.rule.prefix, ...(settings && { settings }) },
+      this.now(),
+    );
+    if (created) this.options.log.info({ repository, rule: match.rule.prefix, template: settings?.template }, 'created repository on first pull');
+  }
+
+  private once(key: string, work: () => Promise<StoredManifest>): Promise<StoredManifest> {
+    let flight = this.manifestFlights.get(key);
+    if (!flight) {
+      flight = work().finally(() => this.manifestFlights.delete(key));
+      this.manifestFlights.set(key, flight);
+    }
+    return flight;
+  }
+
+  async statBlob(repository: RepositoryName, digest: Digest): Promise<BlobInfo> {
+    const match = this.match(repository);
+    if (!match) return this.local.statBlob(repository, digest);
+    const local = await this.localBlob(repository, digest);
+    if (local) return local;
+    const size = await this.options.upstream(match.rule.prefix).headBlob(match.upstreamRepository, digest);
+    if (size === undefined) throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
+    return { digest, size };
+  }
+
+  async readBlob(repository: RepositoryName, digest: Digest, options: BlobReadOptions = {}): Promise<BlobRead> {
+    const match = this.match(repository);
+    if (!match) return this.local.readBlob(repository, digest, options);
+    const rule = match.rule.prefix;
+    if (await this.localBlob(repository, digest)) {
+      this.options.metrics.cacheLookups.inc({ rule, kind: 'blob', result: 'hit' });
+      return this.local.readBlob(repository, digest, options);
+    }
+    this.options.metrics.cacheLookups.inc({ rule, kind: 'blob', result: 'miss' });
+    const upstream = this.options.upstream(rule);
+    const read = await this.options.fills.read(digest, (start, signal) => upstream.getBlob(match.upstreamRepository, digest, start, signal), options);
+    read.fill.then(
+      async (blob) => {
+        await this.ensureRepository(match, repository);
+        await this.local.linkBlob(repository, digest, blob.size);
+      },
+      (err: unknown) => this.options.log.warn({ rule, repository, digest, err: err instanceof RegistryError ? err.message : err }, 'blob fill failed'),
+    ).catch((err: unknown) => this.options.log.error({ err }, 'linking a filled blob failed'));
+    return read;
+  }
+
+  /**
+   * A blob this repository may read without asking upstream: linked already, or in the store and named
+   * by one of this repository's cached manifests (the upstream vouched for it). A blob held only by some
+   * other repository is never handed out on a digest alone.
+   */
+  private async localBlob(repository: RepositoryName, digest: Digest): Promise<BlobInfo | undefined> {
+    try {
+      return await this.local.statBlob(repository, digest);
+    } catch (err) {
+      if (!(err instanceof RegistryError && err.code === 'BLOB_UNKNOWN')) throw err;
+    }
+    const stored = await this.options.blobs.stat(digest);
+    if (!stored || !(await this.options.metadata.manifests.referencesBlob(repository, digest))) return undefined;
+    await this.local.linkBlob(repository, digest, stored.size);
+    return stored;
+  }
+
+  deleteBlob(repository: RepositoryName, digest: Digest): Promise<void> {
+    return this.local.deleteBlob(repository, digest);
+  }
+
+  deleteManifest(repository: RepositoryName, reference: Reference): Promise<void> {
+    if (reference.kind === 'tag') this.tagStates.delete(`${repository}:${reference.tag}`);
+    else this.tagStates.clear();
+    return this.local.deleteManifest(repository, reference);
+  }
+
+  listTags(repository: RepositoryName, page: PageRequest): Promise<string[]> {
+    return this.local.listTags(repository, page);
+  }
+
+  referrers(repository: RepositoryName, subject: Digest): Promise<Descriptor[]> {
+    return this.local.referrers(repository, subject);
+  }
+
+  // Writes: a cached repository mirrors its upstream, so nothing may be pushed into it.
+
+  async putManifest(repository: RepositoryName, reference: Reference, body: Buffer, contentType: string | undefined) {
+    this.refusePush(repository);
+    return this.local.putManifest(repository, reference, body, contentType);
+  }
+
+  async startUpload(repository: RepositoryName): Promise<UploadStatus> {
+    this.refusePush(repository);
+    return this.local.startUpload(repository);
+  }
+
+  async uploadStatus(repository: RepositoryName, id: string): Promise<UploadStatus> {
+    return this.local.uploadStatus(repository, id);
+  }
+
+  async appendUpload(...args: Parameters<Registry['appendUpload']>): Promise<UploadStatus> {
+    this.refusePush(args[0]);
+    return this.local.appendUpload(...args);
+  }
+
+  async finishUpload(...args: Parameters<Registry['finishUpload']>): Promise<BlobInfo> {
+    this.refusePush(args[0]);
+    return this.local.finishUpload(...args);
+  }
+
+  cancelUpload(repository: RepositoryName, id: string): Promise<void> {
+    return this.local.cancelUpload(repository, id);
+  }
+
+  async mountBlob(repository: RepositoryName, digest: Digest, from: RepositoryName): Promise<BlobInfo | undefined> {
+    this.refusePush(repository);
+    return this.local.mountBlob(repository, digest, from);
+  }
+
+  private refusePush(repository: string): void {
+    const match = this.match(repository);
+    if (match) {
+      throw new RegistryError(
+        'DENIED',
+        `requested access to the resource is denied: ${repository} is a pull-through cache of ${match.rule.upstreamUrl} (rule "${match.rule.prefix}"); push to a repository outside that prefix`,
+      );
+    }
+  }
+}

@@ -1,0 +1,76 @@
+import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * Every metric Cistern exports, in one place so names stay consistent. Labels never carry credentials or
+ * repository names from untrusted input beyond the cache rule's prefix (bounded cardinality).
+ */
+export class Metrics {
+  readonly registry = new PromRegistry();
+  /** Read when metrics are scraped; the composition root points them at the live components. */
+  readonly sources: { fillsInFlight: () => number; rateLimits: () => [string, number][] } = {
+    fillsInFlight: () => 0,
+    rateLimits: () => [],
+  };
+
+  readonly requests = new Counter({
+    name: 'cistern_http_requests_total',
+    help: 'HTTP requests by API surface, method and status',
+    labelNames: ['api', 'method', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly requestDuration = new Histogram({
+    name: 'cistern_http_request_duration_seconds',
+    help: 'HTTP request duration by API surface',
+    labelNames: ['api'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+    registers: [this.registry],
+  });
+  readonly bytesServed = new Counter({
+    name: 'cistern_bytes_served_total',
+    help: 'Response bytes written to clients',
+    registers: [this.registry],
+  });
+  readonly cacheLookups = new Counter({
+    name: 'cistern_cache_lookups_total',
+    help: 'Pull-through cache lookups by rule, object kind and result (hit, miss, revalidated, stale)',
+    labelNames: ['rule', 'kind', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly staleServes = new Counter({
+    name: 'cistern_cache_stale_serves_total',
+    help: 'Cached content served because the upstream failed or quota was low, by rule and reason',
+    labelNames: ['rule', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly upstreamRequests = new Counter({
+    name: 'cistern_upstream_requests_total',
+    help: 'Requests sent to upstream registries by rule, method, kind and status',
+    labelNames: ['rule', 'method', 'kind', 'status'] as const,
+    registers: [this.registry],
+  });
+  readonly bytesFetched = new Counter({
+    name: 'cistern_upstream_bytes_fetched_total',
+    help: 'Blob bytes copied from upstream registries into the store',
+    labelNames: ['rule'] as const,
+    registers: [this.registry],
+  });
+  readonly fillsInFlight: Gauge = new Gauge({
+    name: 'cistern_cache_fills_in_flight',
+    help: 'Blob fills from upstream currently under way',
+    registers: [this.registry],
+    collect: () => this.fillsInFlight.set(this.sources.fillsInFlight()),
+  });
+  readonly rateLimitRemaining: Gauge<"identity"> = new Gauge({
+    name: 'cistern_upstream_ratelimit_remaining',
+    help: 'Pulls left in the upstream rate-limit window, per upstream identity (rule:user)',
+    labelNames: ['identity'] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const [identity, remaining] of this.sources.rateLimits()) this.rateLimitRemaining.set({ identity }, remaining);
+    },
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'cistern_' });
+  }
+}

@@ -166,6 +166,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     async close() {
       clearInterval(sweeper);
       await http.close(config.http.shutdownGrace);
+      await fills.drain();
       await local.close();
       await dispatcher.close();
       await metadata.close();

@@ -54,11 +54,17 @@ export interface FillOptions {
 
 export class BlobFills {
   private readonly active = new Map<Digest, Fill>();
+  private readonly running = new Set<Promise<void>>();
 
   constructor(private readonly options: FillOptions) {}
 
   get inFlight(): number {
     return this.active.size;
+  }
+
+  /** Waits for fills under way to commit or fail (a reader may finish before its fill commits). */
+  async drain(): Promise<void> {
+    await Promise.allSettled([...this.running]);
   }
 
   /**
@@ -74,7 +80,8 @@ export class BlobFills {
     if (!fill) {
       fill = new Fill();
       this.active.set(digest, fill);
-      void this.run(digest, fill, source);
+      const run = this.run(digest, fill, source).finally(() => this.running.delete(run));
+      this.running.add(run);
     }
     const size = await fill.ready;
     const range = options.range?.(size);

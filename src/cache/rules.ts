@@ -42,8 +42,8 @@ export class RuleSet {
   constructor(readonly rules: CacheRule[]) {
     this.byLength = rules.filter((r) => r.prefix !== ROOT).sort((a, b) => b.prefix.length - a.prefix.length);
     for (const rule of rules) {
-      const host = new URL(rule.upstreamUrl).host;
-      for (const alias of [host, ...(PRESETS[rule.kind]?.aliases.includes(host) ? PRESETS[rule.kind]!.aliases : [])]) {
+      // A rule of a known kind answers for all of that registry's names (docker.io, index.docker.io, ...).
+      for (const alias of [new URL(rule.upstreamUrl).host, ...(PRESETS[rule.kind]?.aliases ?? [])]) {
         if (!this.byHost.has(alias)) this.byHost.set(alias, rule);
       }
     }

@@ -66,6 +66,7 @@ export class UpstreamClient {
   private readonly base: URL;
   private readonly now: () => number;
   private challenge: Challenge | undefined;
+  private discovery: Promise<void> | undefined;
   private readonly tokens = new Map<string, CachedToken>();
   private readonly tokenFetches = new Map<string, Promise<string | undefined>>();
 
@@ -242,6 +243,13 @@ export class UpstreamClient {
     headers: Record<string, string>,
     signal?: AbortSignal,
   ): Promise<Dispatcher.ResponseData> {
+    // Learn the auth challenge once from GET /v2/, so the real request goes out authorized the first
+    // time and every manifest or blob costs exactly one request upstream.
+    this.discovery ??= this.discover().catch((err: unknown) => {
+      this.discovery = undefined;
+      throw err;
+    });
+    await this.discovery;
     let authorization = this.challenge ? await this.authorization(scope, false) : undefined;
     let res = await this.follow(method, kind, url, headers, authorization, signal);
     if (res.statusCode !== 401) return res;
@@ -252,6 +260,12 @@ export class UpstreamClient {
     authorization = await this.authorization(scope, true);
     res = await this.follow(method, kind, url, headers, authorization, signal);
     return res;
+  }
+
+  private async discover(): Promise<void> {
+    const res = await this.follow('GET', 'ping', new URL('v2/', this.base), {}, undefined);
+    await res.body.dump();
+    if (res.statusCode === 401) this.challenge = parseChallenge(res.headers['www-authenticate']);
   }
 
   /** The Authorization header for `scope`: Basic from the credential, or a (cached) bearer token. */

@@ -18,7 +18,7 @@ export interface TestCistern {
 }
 
 /** Cistern in this process on an ephemeral loopback port, with its own temporary storage. */
-export async function startCistern(overrides: Record<string, unknown> = {}, directory?: string): Promise<TestCistern> {
+export async function startCistern(overrides: Record<string, unknown> = {}, directory?: string, now?: () => Date): Promise<TestCistern> {
   const dir = directory ?? (await mkdtemp(join(tmpdir(), 'cistern-test-')));
   const logs: Record<string, unknown>[] = [];
   const sink = new Writable({
@@ -33,7 +33,7 @@ export async function startCistern(overrides: Record<string, unknown> = {}, dire
     log: { level: 'info' },
     ...overrides,
   });
-  const app = await startApp(config, { log: pino({ level: 'info', base: undefined }, sink) });
+  const app = await startApp(config, { log: pino({ level: 'info', base: undefined }, sink), ...(now && { now }) });
   return {
     app,
     url: app.url,
@@ -42,7 +42,9 @@ export async function startCistern(overrides: Record<string, unknown> = {}, dire
     logs,
     async stop() {
       await app.close();
-      if (!directory) await rm(dir, { recursive: true, force: true });
+      if (!directory) {
+        await rm(dir, { recursive: true, force: true });
+      }
     },
   };
 }

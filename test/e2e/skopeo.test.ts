@@ -26,6 +26,7 @@ import {
   type BuiltIndex,
 } from '../fixtures/image-builder.ts';
 import { startCistern } from '../helpers/cistern.ts';
+import { skopeo } from '../helpers/skopeo.ts';
 
 interface RegistryUnderTest {
   /** '127.0.0.1:PORT' */
@@ -38,20 +39,6 @@ interface RegistryUnderTest {
 /** The one place that decides which registry is tested. */
 async function startRegistryUnderTest(): Promise<RegistryUnderTest> {
   return startCistern();
-}
-
-const SKOPEO = process.env.SKOPEO_BIN ?? '/usr/bin/skopeo';
-
-/** Runs skopeo; resolves to stdout, or rejects with the command line and stderr. */
-function skopeo(...args: string[]): Promise<string> {
-  // --insecure-policy: do not depend on /etc/containers/policy.json being present/permissive.
-  const argv = ['--insecure-policy', ...args];
-  return new Promise((resolve, reject) => {
-    execFile(SKOPEO, argv, { timeout: 120_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`skopeo ${argv.join(' ')} failed: ${err.message}\n${stderr}`));
-      else resolve(stdout);
-    });
-  });
 }
 
 const sorted = (xs: Iterable<string>) => [...new Set(xs)].sort();

@@ -9,6 +9,8 @@ import { sendError } from './errors.ts';
 import { accepts, parseContentRange, parsePage, parseRange, readBody } from './request.ts';
 import { matchRoute, type Route } from './routes.ts';
 import type { RequestTarget } from '../server/http-server.ts';
+import { sendFile } from '../server/send-file.ts';
+import type { FileBacked } from '../storage/blob-store.ts';
 
 export interface OciApiOptions {
   registry: Registry;
@@ -200,9 +202,14 @@ export function createOciApi(options: OciApiOptions) {
     } else {
       res.writeHead(200, { ...headers, 'Content-Length': size });
     }
-    await pipeline(stream, res).catch((err: unknown) => {
+    const file = (stream as FileBacked).file;
+    const sent = file
+      ? (stream.destroy(), sendFile(res, file.path, file.start, file.end, abort.signal))
+      : pipeline(stream, res);
+    await sent.catch((err: unknown) => {
       // A client that goes away mid-download is routine, not an error.
-      if (!res.destroyed || !isDisconnect(err)) throw err;
+      if (abort.signal.aborted || (res.destroyed && isDisconnect(err))) return res.destroy();
+      throw err;
     });
   }
 

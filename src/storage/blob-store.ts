@@ -12,6 +12,14 @@ export interface ByteRange {
   end: number;
 }
 
+/**
+ * A stream whose bytes are a range of a local file may say so, and an HTTP surface may then send the
+ * file itself (as Go's io.Copy turns to sendfile for an *os.File) rather than pump the stream.
+ */
+export interface FileBacked {
+  file?: { path: string; start: number; end: number };
+}
+
 export interface UploadInfo {
   id: string;
   size: number;

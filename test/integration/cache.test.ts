@@ -270,3 +270,53 @@ describe('pull-through cache', () => {
     assert.equal(key.mode & 0o777, 0o600);
   });
 });
+
+describe('pull-through cache: quota and Docker-style mirrors', () => {
+  let upstream: FakeUpstream;
+  let cistern: TestCistern;
+  let clock = Date.parse('2026-12-01T00:00:00Z');
+
+  before(async () => {
+    upstream = await startFakeUpstream({ users: { [USER]: PASSWORD }, anonymous: false, rateLimit: { limit: 11, windowSeconds: 21600 }, now: () => clock });
+    cistern = await startCistern(
+      {
+        registries: { hub: { registry: upstream.url, kind: 'docker-hub', username: USER, accessToken: PASSWORD, freshness: '1h' } },
+        pullThrough: { quotaReserve: 10, retries: 0, defaultMirror: 'hub' },
+      },
+      undefined,
+      () => new Date(clock),
+    );
+  });
+  after(async () => {
+    await cistern.stop();
+    await upstream.stop();
+  });
+
+  it('spends the last pulls on cold images, not on revalidating cached tags', async () => {
+    const v1 = image('quota-v1');
+    upstream.addImage('library/app', 'stable', v1);
+    upstream.addImage('library/other', 'v1', image('quota-other'));
+    await pull(cistern.url, 'hub/app', 'stable'); // remaining 10
+    await pull(cistern.url, 'hub/other', 'v1'); // remaining 9: below the reserve
+    upstream.addImage('library/app', 'stable', image('quota-v2'));
+    clock += 2 * HOUR;
+    upstream.reset();
+    const served = await pull(cistern.url, 'hub/app', 'stable');
+    assert.equal(served.digest, v1.manifestDigest, 'the cached image, not a pull spent on the new one');
+    assert.equal(upstream.count({ kind: 'manifest', method: 'HEAD' }), 1);
+    assert.equal(upstream.count({ kind: 'manifest', method: 'GET' }), 0);
+    const metrics = await (await fetch(`${cistern.url}/metrics`)).text();
+    assert.match(metrics, /cistern_cache_stale_serves_total\{rule="hub",reason="quota-reserve"\} 1/);
+    assert.match(metrics, /cistern_upstream_ratelimit_remaining\{identity="hub:authenticated"\} 9/);
+  });
+
+  it('serves prefix-less requests (Docker registry-mirrors) from the default rule, and local repositories locally', async () => {
+    const img = image('mirror-default');
+    upstream.addImage('library/busybox', '1.36', img);
+    assert.equal((await pull(cistern.url, 'library/busybox', '1.36')).digest, img.manifestDigest);
+    assert.equal((await fetch(`${cistern.url}/v2/hub/busybox/manifests/1.36`, { method: 'HEAD' })).status, 200, 'cached under the rule');
+    const { pushImage } = await import('../helpers/oci.ts');
+    const mine = await pushImage(cistern.url, 'mine/app', 'v1', 'local-app');
+    assert.equal((await pull(cistern.url, 'mine/app', 'v1')).digest, mine.digest);
+  });
+});

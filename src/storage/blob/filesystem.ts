@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../../domain/errors.ts';
 import { failpoint } from '../../failpoints.ts';
 import { digestAlgorithm, digestHex, hasher, type Digest, type DigestAlgorithm } from '../../domain/digest.ts';
-import type { BlobInfo, BlobStore, ByteRange, UploadInfo } from '../blob-store.ts';
+import type { BlobInfo, BlobStore, ByteRange, FileBacked, UploadInfo } from '../blob-store.ts';
 
 const UPLOAD_ID = /^[a-f0-9-]{36}$/;
 
@@ -63,11 +63,13 @@ export class FilesystemBlobStore implements BlobStore {
       throw err;
     }
     const { range, signal } = options;
-    return handle.createReadStream({
+    const end = range ? range.end : (await handle.stat()).size - 1;
+    const stream = handle.createReadStream({
       ...(range && { start: range.start, end: range.end }),
       ...(signal && { signal }),
       highWaterMark: 1 << 20,
     });
+    return Object.assign(stream, { file: { path: this.blobPath(digest), start: range?.start ?? 0, end } } satisfies FileBacked);
   }
 
   async delete(digest: Digest): Promise<boolean> {

@@ -86,6 +86,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         retries: pull.retries,
         retryBaseDelayMs: pull.retryBaseDelay,
         maxManifestBytes: config.limits.maxManifestSize,
+        concurrency: rule.concurrency,
         now: () => now().getTime(),
         onRequest: ({ method, kind, status }) => metrics.upstreamRequests.inc({ rule: prefix, method, kind, status: String(status) }),
       });
@@ -96,7 +97,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const fills = new BlobFills({
     blobs,
     resumeAttempts: pull.retries + 1,
-    onFilled: (_digest, bytes) => metrics.bytesFetched.inc({ rule: 'all' }, bytes),
+    onFilled: (_digest, bytes, rule) => metrics.bytesFetched.inc({ rule }, bytes),
   });
   metrics.sources.fillsInFlight = () => fills.inFlight;
   metrics.sources.rateLimits = () => quota.entries().map(([identity, reading]) => [identity, reading.remaining]);

@@ -48,7 +48,8 @@ export interface FillOptions {
   blobs: BlobStore;
   /** How many times a fill whose upstream connection fails part-way asks again for the rest. */
   resumeAttempts: number;
-  onFilled?: (digest: Digest, bytes: number) => void;
+  /** `rule` is the cache rule of the reader that started the fill. */
+  onFilled?: (digest: Digest, bytes: number, rule: string) => void;
   onFailed?: (digest: Digest, err: Error) => void;
 }
 
@@ -74,13 +75,13 @@ export class BlobFills {
   async read(
     digest: Digest,
     source: BlobSource,
-    options: { range?: (size: number) => ByteRange | undefined; signal?: AbortSignal } = {},
+    options: { rule: string; range?: (size: number) => ByteRange | undefined; signal?: AbortSignal },
   ): Promise<{ size: number; range?: ByteRange; stream: Readable; fill: Promise<BlobInfo> }> {
     let fill = this.active.get(digest);
     if (!fill) {
       fill = new Fill();
       this.active.set(digest, fill);
-      const run = this.run(digest, fill, source).finally(() => this.running.delete(run));
+      const run = this.run(digest, fill, source, options.rule).finally(() => this.running.delete(run));
       this.running.add(run);
     }
     const size = await fill.ready;
@@ -96,7 +97,7 @@ export class BlobFills {
     return { size, ...(range && { range }), stream, fill: done };
   }
 
-  private async run(digest: Digest, fill: Fill, source: BlobSource): Promise<void> {
+  private async run(digest: Digest, fill: Fill, source: BlobSource, rule: string): Promise<void> {
     const { blobs } = this.options;
     const abort = new AbortController();
     try {
@@ -152,7 +153,7 @@ export class BlobFills {
         }
         throw err;
       }
-      this.options.onFilled?.(digest, fill.result.size);
+      this.options.onFilled?.(digest, fill.result.size, rule);
       fill.emit('done', fill.result);
     } catch (err) {
       fill.error = err as Error;

@@ -185,7 +185,7 @@ export class PullThroughRegistry implements Registry {
     }
     this.options.metrics.cacheLookups.inc({ rule, kind: 'blob', result: 'miss' });
     const upstream = this.options.upstream(rule);
-    const read = await this.options.fills.read(digest, (start, signal) => upstream.getBlob(match.upstreamRepository, digest, start, signal), options);
+    const read = await this.options.fills.read(digest, (start, signal) => upstream.getBlob(match.upstreamRepository, digest, start, signal), { ...options, rule });
     read.fill.then(
       async (blob) => {
         await this.ensureRepository(match, repository);

@@ -8,6 +8,7 @@ import type { Credential } from '../secrets/credentials.ts';
 import { parseChallenge, type Challenge } from './challenge.ts';
 import { UpstreamFailure } from './failure.ts';
 import { parseRateLimit, type QuotaTracker } from './quota.ts';
+import { Semaphore } from './semaphore.ts';
 
 export interface UpstreamClientOptions {
   /** The rule's prefix: names the upstream in logs, metrics and errors. */
@@ -24,6 +25,8 @@ export interface UpstreamClientOptions {
   retries: number;
   retryBaseDelayMs: number;
   maxManifestBytes: number;
+  /** Requests (blob transfers included) this rule may have in flight upstream at once. */
+  concurrency: number;
   now?: () => number;
   /** Every upstream response, for metrics. */
   onRequest?: (event: { method: string; kind: RequestKind; status: number | 'error' }) => void;
@@ -69,10 +72,12 @@ export class UpstreamClient {
   private discovery: Promise<void> | undefined;
   private readonly tokens = new Map<string, CachedToken>();
   private readonly tokenFetches = new Map<string, Promise<string | undefined>>();
+  private readonly slots: Semaphore;
 
   constructor(private readonly options: UpstreamClientOptions) {
     this.base = new URL(options.url.endsWith('/') ? options.url : `${options.url}/`);
     this.now = options.now ?? Date.now;
+    this.slots = new Semaphore(options.concurrency);
   }
 
   get name(): string {
@@ -187,6 +192,28 @@ export class UpstreamClient {
    * else becomes an UpstreamFailure.
    */
   private async send(
+    method: 'GET' | 'HEAD',
+    kind: RequestKind,
+    repository: string,
+    path: string,
+    headers: Record<string, string>,
+    signal?: AbortSignal,
+  ): Promise<Dispatcher.ResponseData> {
+    // The slot is held until the response body is consumed or dropped, so blob transfers count too.
+    const release = await this.slots.acquire();
+    try {
+      const res = await this.sendWithRetries(method, kind, repository, path, headers, signal);
+      res.body.once('close', release);
+      res.body.once('end', release);
+      res.body.once('error', release);
+      return res;
+    } catch (err) {
+      release();
+      throw err;
+    }
+  }
+
+  private async sendWithRetries(
     method: 'GET' | 'HEAD',
     kind: RequestKind,
     repository: string,

@@ -191,6 +191,22 @@ export function blobStoreContract(driverName: string, open: () => Promise<BlobSt
         assert.equal(await store.stat(digest), undefined);
       });
 
+      it('reports progress while appending, and readUpload reads what has been appended', async () => {
+        const data = bytesOf('progress', 3 * 1024 * 1024 + 17);
+        const id = await store.startUpload();
+        const sizes: number[] = [];
+        const parts = [data.subarray(0, 1024 * 1024), data.subarray(1024 * 1024, 2 * 1024 * 1024), data.subarray(2 * 1024 * 1024)];
+        await store.appendUpload(id, Readable.from(parts), { onProgress: (size) => sizes.push(size) });
+        assert.ok(sizes.length >= 1);
+        assert.ok(sizes.every((size, i) => i === 0 || size > sizes[i - 1]!), 'progress only grows');
+        assert.equal(sizes.at(-1), data.length);
+        const middle = await collect(await store.readUpload(id, { start: 1000, end: 2_500_000 }));
+        assert.ok(middle.equals(data.subarray(1000, 2_500_001)));
+        await assert.rejects(store.readUpload('00000000-0000-0000-0000-000000000000', { start: 0, end: 0 }), { code: 'BLOB_UPLOAD_UNKNOWN' });
+        await store.cancelUpload(id);
+        await assert.rejects(store.readUpload(id, { start: 0, end: 0 }), { code: 'BLOB_UPLOAD_UNKNOWN' });
+      });
+
       it('cancelUpload removes the upload; cancelling it again is harmless', async () => {
         const kept = await store.startUpload();
         await store.appendUpload(kept, Readable.from([bytesOf('kept', 10)]));

@@ -145,6 +145,18 @@ describe('pull-through cache', () => {
     assert.equal(count({ kind: 'manifest', method: 'GET' }), 2, 'one retry, then give up');
   });
 
+  it('gives up on an upstream that does not answer within the headers timeout', async () => {
+    await cistern.stop();
+    cistern = await startCistern({
+      registries: { dockerhub: { registry: upstream.url, kind: 'docker-hub', username: USER, accessToken: PASSWORD } },
+      pullThrough: { retries: 0, headersTimeout: '200ms' },
+    });
+    upstream.fault({ kind: 'manifest' }, { type: 'slow', headersDelayMs: 2000 });
+    const res = await fetch(`${cistern.url}/v2/dockerhub/nginx/manifests/1.27`);
+    assert.equal(res.status, 502);
+    assert.match(await res.text(), /upstream dockerhub failed: timed out/);
+  });
+
   it('pulls a cold image by digest (ECR cannot)', async () => {
     const byDigest = await pull(cistern.url, 'dockerhub/nginx', nginx.manifestDigest);
     assert.equal(byDigest.digest, nginx.manifestDigest);

@@ -44,6 +44,8 @@ class Fill extends EventEmitter {
   }
 }
 
+const TAIL_SLICE = 1 << 20;
+
 export interface FillOptions {
   blobs: BlobStore;
   /** How many times a fill whose upstream connection fails part-way asks again for the rest. */
@@ -178,7 +180,9 @@ export class BlobFills {
         yield* (await blobs.read(digest, { range: { start: position, end: range.end }, ...(signal && { signal }) })) as AsyncIterable<Buffer>;
         return;
       }
-      if (fill.written > position && fill.uploadId) {
+      // Read in slices of at least a MiB (or whatever is left), not once per network packet.
+      const ready = fill.written - position;
+      if (fill.uploadId && ready > 0 && (ready >= TAIL_SLICE || fill.written === fill.size)) {
         const changed = fill.changed();
         try {
           const end = Math.min(fill.written - 1, range.end);

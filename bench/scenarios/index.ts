@@ -3,5 +3,6 @@
 // list it here.
 import type { Scenario } from '../lib/framework.ts';
 import registryCore from './registry-core.ts';
+import pullThrough from './pull-through.ts';
 
-export const scenarios: Scenario[] = [registryCore];
+export const scenarios: Scenario[] = [registryCore, pullThrough];

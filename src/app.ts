@@ -1,4 +1,3 @@
-import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { Agent } from 'undici';
 import { BlobFills } from './cache/blob-fill.ts';
@@ -9,18 +8,21 @@ import { seedFromConfig } from './cache/seed.ts';
 import { TemplateResolver } from './cache/templates.ts';
 import type { Config } from './config/schema.ts';
 import { Metrics } from './metrics.ts';
+import { AccessControl } from './auth/access-control.ts';
+import { IdentityService } from './auth/identities.ts';
+import { createEcrApi } from './ecr/api.ts';
+import { UpstreamFailure } from './upstream/failure.ts';
 import { createOciApi } from './oci/api.ts';
 import { LocalRegistry } from './registry/local-registry.ts';
 import { CredentialStore } from './secrets/credentials.ts';
-import { SecretBox } from './secrets/secret-box.ts';
 import { requestId, startHttpServer, type RequestHandler } from './server/http-server.ts';
-import { FilesystemBlobStore } from './storage/blob/filesystem.ts';
-import { SqliteMetadataStore } from './storage/metadata/sqlite/sqlite-metadata-store.ts';
+import { openStores } from './stores.ts';
 import { UpstreamClient } from './upstream/client.ts';
 import { QuotaTracker } from './upstream/quota.ts';
 
 export interface App {
   url: string;
+  identities: IdentityService;
   registry: PullThroughRegistry;
   local: LocalRegistry;
   metrics: Metrics;
@@ -41,12 +43,10 @@ export interface AppOptions {
 export async function startApp(config: Config, options: AppOptions = {}): Promise<App> {
   const log = options.log ?? pino({ level: config.log.level, base: undefined });
   const now = options.now ?? (() => new Date());
-  const directory = resolve(config.storage.directory);
-  const blobs = await FilesystemBlobStore.open(directory);
-  const metadata = SqliteMetadataStore.open(join(directory, 'metadata.db'));
+  const { directory, blobs, metadata, box } = await openStores(config);
   const metrics = new Metrics();
-  const box = await SecretBox.load(config.secrets.keyFile ?? join(directory, 'secret.key'));
   const credentials = new CredentialStore(metadata.secrets, box, now);
+  const identities = new IdentityService(metadata.identities, box, now);
   await seedFromConfig(config, metadata, credentials, log, now());
 
   const local = new LocalRegistry({
@@ -123,6 +123,32 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       mirroredName(name, query.get('ns'), rules, pull.defaultMirror, async () => (await metadata.repositories.get(name)) !== undefined),
     onInternalError: (err, req) => log.error({ err, reqId: requestId(req) }, 'internal error'),
   });
+  let publicUrl = config.http.publicUrl ?? '';
+  const validateRule = async (prefix: string): Promise<string | undefined> => {
+    await reloadRules();
+    try {
+      await upstreamFor(prefix).check('library/alpine');
+      return undefined;
+    } catch (err) {
+      if (err instanceof UpstreamFailure) return err.message;
+      throw err;
+    }
+  };
+  const ecr = createEcrApi({
+    aws: config.aws,
+    metadata,
+    registry,
+    local,
+    identities,
+    credentials,
+    accessControl: new AccessControl(config.aws.accountId),
+    allowedUpstreams: pull.allowedUpstreams,
+    reloadRules,
+    validateRule,
+    publicUrl: () => publicUrl,
+    now,
+    onInternalError: (err, req) => log.error({ err, reqId: requestId(req) }, 'internal error'),
+  });
   const metricsEndpoint: RequestHandler = async (_req, res) => {
     const body = await metrics.registry.metrics();
     res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(body);
@@ -134,18 +160,21 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     host: config.http.host,
     port: config.http.port,
     log,
-    route: (_req, { path }) => {
+    route: (req, { path }) => {
       if (path === '/v2' || path.startsWith('/v2/')) return oci;
       if (path === '/metrics') return metricsEndpoint;
+      if (path === '/' && req.headers['x-amz-target']) return ecr;
       return notFound;
     },
     onResponse: ({ path, method, status, bytes, seconds }) => {
-      const api = path.startsWith('/v2') ? 'oci' : path === '/metrics' ? 'metrics' : 'other';
+      const api = path.startsWith('/v2') ? 'oci' : path === '/metrics' ? 'metrics' : path === '/' ? 'aws' : 'other';
       metrics.requests.inc({ api, method, status: String(status) });
       metrics.requestDuration.observe({ api }, seconds);
       metrics.bytesServed.inc(bytes);
     },
   });
+
+  publicUrl ||= http.url;
 
   const sweepUploads = () =>
     local
@@ -159,6 +188,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   log.info({ url: http.url, storage: directory, cacheRules: rules.rules.map((r) => r.prefix) }, 'listening');
   return {
     url: http.url,
+    identities,
     registry,
     local,
     metrics,

@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { startApp } from './app.ts';
-import { ConfigError, loadConfigFile } from './config/load.ts';
+import { loadConfigFile } from './config/load.ts';
+import { addIdentityCommands } from './cli/identity-commands.ts';
 
 const program = new Command('cistern').description('A container registry and pull-through cache');
 
@@ -37,7 +38,9 @@ program
     console.log(JSON.stringify(await loadConfigFile(options.config), null, 2));
   });
 
+addIdentityCommands(program);
+
 program.parseAsync().catch((err: unknown) => {
-  console.error(err instanceof ConfigError ? err.message : err);
+  console.error(err instanceof Error ? err.message : err);
   process.exit(1);
 });

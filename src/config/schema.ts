@@ -86,9 +86,11 @@ export const configSchema = z
         host: z.string().default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(5000),
         shutdownGrace: duration.default(30_000),
+        /** The address clients reach Cistern at (repository URIs, proxyEndpoint); defaults to the listener's. */
+        publicUrl: z.string().url().optional(),
       })
       .strict()
-      .default({ host: '127.0.0.1', port: 5000, shutdownGrace: 30_000 }),
+      .prefault({}),
     storage: z
       .object({
         directory: z.string().default('./data'),
@@ -135,9 +137,24 @@ export const configSchema = z
         retryBaseDelay: duration.default(250),
         /** The rule that serves requests naming no prefix and no `ns` (Docker Engine's registry-mirrors). */
         defaultMirror: z.string().optional(),
+        /**
+         * Upstream hosts (host or host:port; `*.` wildcards) that rules created through the API may use.
+         * Rules in this file are trusted as written.
+         */
+        allowedUpstreams: z
+          .array(z.string())
+          .default(['registry-1.docker.io', 'docker.io', 'ghcr.io', 'quay.io', 'registry.k8s.io', 'public.ecr.aws', 'registry.gitlab.com', 'cgr.dev', 'mcr.microsoft.com', '*.azurecr.io', '*.amazonaws.com']),
       })
       .strict()
-      .default({ freshness: 6 * 3_600_000, quotaReserve: 10, concurrency: 32, headersTimeout: 30_000, bodyTimeout: 60_000, retries: 3, retryBaseDelay: 250 }),
+      .prefault({}),
+    aws: z
+      .object({
+        /** Region and account id in ARNs, and the region SigV4 signatures must name. */
+        region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/).default('us-east-1'),
+        accountId: z.string().regex(/^\d{12}$/).default('000000000000'),
+      })
+      .strict()
+      .default({ region: 'us-east-1', accountId: '000000000000' }),
     secrets: z
       .object({
         /** AES-256 key sealing upstream credentials; created (mode 0600) on first start. CISTERN_SECRET_KEY overrides. */

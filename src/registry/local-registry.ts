@@ -166,6 +166,14 @@ export class LocalRegistry implements Registry {
     return this.metadata.tags.state(repository, tag);
   }
 
+  /** Deletes a repository with everything in it; its blobs go when garbage collection finds them unused. */
+  async deleteRepository(repository: string): Promise<boolean> {
+    const deleted = await this.metadata.repositories.delete(repository);
+    this.manifestCache.clear();
+    this.tagCache.clear();
+    return deleted;
+  }
+
   /** Gives a repository access to a blob already in the store. */
   async linkBlob(repository: RepositoryName, digest: Digest, size: number): Promise<void> {
     await this.metadata.blobLinks.link(repository, digest, size, this.now());

@@ -69,6 +69,10 @@ export interface PullRecord {
 export interface RepositoryMetadata {
   get(name: string): Promise<RepositoryRecord | undefined>;
   list(page: PageRequest): Promise<string[]>;
+  /** Replaces the settings of an existing repository; false when there is none. */
+  updateSettings(name: string, settings: RepositorySettings): Promise<boolean>;
+  /** Deletes the repository with its manifests, tags and blob links. */
+  delete(name: string): Promise<boolean>;
   /** Creates the repository unless it exists; returns true when this call created it. */
   create(name: string, options: { cacheRule?: string; settings?: RepositorySettings }, at: Date): Promise<boolean>;
 }
@@ -86,8 +90,21 @@ export interface ManifestMetadata {
   referrers(repository: string, subject: Digest): Promise<Descriptor[]>;
   /** Coarse last-pull times, written in batches rather than once per pull. */
   recordPulls(pulls: PullRecord[]): Promise<void>;
+  /** Every manifest of a repository with its tags, oldest first (for listings and lifecycle). */
+  list(repository: string): Promise<ManifestSummary[]>;
   /** Whether a manifest in the repository names `digest` as a config or layer. */
   referencesBlob(repository: string, digest: Digest): Promise<boolean>;
+}
+
+export interface ManifestSummary {
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  tags: string[];
+  /** Total size of the blobs the manifest references, as far as the repository holds them. */
+  blobBytes: number;
+  pushedAt: Date;
+  lastPulledAt?: Date;
 }
 
 export interface TagState {
@@ -177,6 +194,37 @@ export interface CreationTemplateMetadata {
   delete(prefix: string): Promise<boolean>;
 }
 
+export interface UserRecord {
+  name: string;
+  /** IAM-style policy documents (JSON), evaluated by auth/. */
+  policy: unknown[];
+  createdAt: Date;
+}
+
+export interface AccessKeyRecord {
+  id: string;
+  userName: string;
+  /** Sealed by the secret box. */
+  sealedSecret: Buffer;
+  active: boolean;
+  createdAt: Date;
+}
+
+export interface IdentityMetadata {
+  getUser(name: string): Promise<UserRecord | undefined>;
+  listUsers(): Promise<UserRecord[]>;
+  putUser(user: { name: string; policy: unknown[] }, at: Date): Promise<void>;
+  deleteUser(name: string): Promise<boolean>;
+  getKey(id: string): Promise<AccessKeyRecord | undefined>;
+  listKeys(userName: string): Promise<AccessKeyRecord[]>;
+  putKey(key: Omit<AccessKeyRecord, 'createdAt'>, at: Date): Promise<void>;
+  deleteKey(id: string): Promise<boolean>;
+  /** Registry login tokens (GetAuthorizationToken), stored only as hashes. */
+  putLoginToken(hash: string, userName: string, expiresAt: Date): Promise<void>;
+  getLoginToken(hash: string): Promise<{ userName: string; expiresAt: Date } | undefined>;
+  deleteExpiredLoginTokens(before: Date): Promise<number>;
+}
+
 export interface MetadataStore {
   repositories: RepositoryMetadata;
   manifests: ManifestMetadata;
@@ -186,5 +234,6 @@ export interface MetadataStore {
   secrets: SecretMetadata;
   cacheRules: CacheRuleMetadata;
   templates: CreationTemplateMetadata;
+  identities: IdentityMetadata;
   close(): Promise<void>;
 }

@@ -87,4 +87,26 @@ export const MIGRATIONS: readonly string[] = [
     updated_at INTEGER NOT NULL
   );
   `,
+  // 3: identities, access keys and registry login tokens
+  `
+  CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    policy TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  );
+  CREATE TABLE access_keys (
+    id TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    secret BLOB NOT NULL,
+    active INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL,
+    last_used_at INTEGER
+  );
+  CREATE INDEX access_keys_by_user ON access_keys (user_name);
+  CREATE TABLE login_tokens (
+    hash TEXT PRIMARY KEY,
+    user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+    expires_at INTEGER NOT NULL
+  );
+  `,
 ];

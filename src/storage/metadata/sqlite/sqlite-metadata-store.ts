@@ -5,6 +5,8 @@ import type { Digest } from '../../../domain/digest.ts';
 import type { Descriptor } from '../../../domain/manifest.ts';
 import type {
   BlobLinkMetadata,
+  IdentityMetadata,
+  ManifestSummary,
   CacheRuleMetadata,
   CacheRuleRecord,
   CreationTemplateMetadata,
@@ -26,6 +28,7 @@ import type {
   UploadSession,
 } from '../../metadata-store.ts';
 import { MIGRATIONS } from './migrations.ts';
+import { SqliteIdentities } from './identities.ts';
 
 type Db = Database.Database;
 
@@ -55,6 +58,7 @@ export class SqliteMetadataStore implements MetadataStore {
   readonly secrets: SecretMetadata;
   readonly cacheRules: CacheRuleMetadata;
   readonly templates: CreationTemplateMetadata;
+  readonly identities: IdentityMetadata;
 
   private constructor(private readonly db: Db) {
     this.repositories = new SqliteRepositories(db);
@@ -65,6 +69,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.secrets = new SqliteSecrets(db);
     this.cacheRules = new SqliteCacheRules(db);
     this.templates = new SqliteTemplates(db);
+    this.identities = new SqliteIdentities(db);
   }
 
   /** Opens (creating if needed) and migrates the database at `path`, or an in-memory one for ':memory:'. */
@@ -125,6 +130,15 @@ class SqliteRepositories implements RepositoryMetadata {
         ...(row.settings !== null && { settings: JSON.parse(row.settings) as RepositorySettings }),
       }
     );
+  }
+
+  async updateSettings(name: string, settings: RepositorySettings): Promise<boolean> {
+    return this.db.prepare('UPDATE repositories SET settings = ? WHERE name = ?').run(JSON.stringify(settings), name).changes > 0;
+  }
+
+  async delete(name: string): Promise<boolean> {
+    // Manifests, references, tags and blob links go with it (ON DELETE CASCADE).
+    return this.db.prepare('DELETE FROM repositories WHERE name = ?').run(name).changes > 0;
   }
 
   async create(name: string, options: { cacheRule?: string; settings?: RepositorySettings }, at: Date): Promise<boolean> {
@@ -220,6 +234,37 @@ class SqliteManifests implements ManifestMetadata {
       size: row.size,
       ...(row.artifact_type && { artifactType: row.artifact_type }),
       ...(row.annotations && { annotations: JSON.parse(row.annotations) as Record<string, string> }),
+    }));
+  }
+
+  async list(repository: string): Promise<ManifestSummary[]> {
+    const rows = this.db
+      .prepare(
+        `SELECT m.digest, m.media_type, m.size, m.pushed_at, m.last_pulled_at,
+                (SELECT group_concat(t.name, char(10)) FROM tags t WHERE t.repository_id = m.repository_id AND t.digest = m.digest) AS tags,
+                (SELECT COALESCE(SUM(b.size), 0) FROM manifest_references mr
+                   JOIN blob_links b ON b.repository_id = m.repository_id AND b.digest = mr.digest
+                  WHERE mr.manifest_id = m.id AND mr.kind = 'blob') AS blob_bytes
+           FROM manifests m JOIN repositories r ON r.id = m.repository_id
+          WHERE r.name = ? ORDER BY m.pushed_at, m.digest`,
+      )
+      .all(repository) as {
+      digest: string;
+      media_type: string;
+      size: number;
+      pushed_at: number;
+      last_pulled_at: number | null;
+      tags: string | null;
+      blob_bytes: number;
+    }[];
+    return rows.map((row) => ({
+      digest: row.digest as Digest,
+      mediaType: row.media_type,
+      size: row.size,
+      tags: row.tags ? row.tags.split('\n').sort() : [],
+      blobBytes: row.blob_bytes,
+      pushedAt: new Date(row.pushed_at),
+      ...(row.last_pulled_at !== null && { lastPulledAt: new Date(row.last_pulled_at) }),
     }));
   }
 

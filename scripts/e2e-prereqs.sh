@@ -8,6 +8,7 @@ declare -A needs=(
   [/usr/bin/docker-registry]=docker-registry
   [/usr/bin/wrk]=wrk
   [/usr/bin/ab]=apache2-utils
+  [/usr/bin/aws]=awscli
 )
 missing=()
 for program in "${!needs[@]}"; do

@@ -9,6 +9,10 @@ import { TemplateResolver } from './cache/templates.ts';
 import type { Config } from './config/schema.ts';
 import { Metrics } from './metrics.ts';
 import { AccessControl } from './auth/access-control.ts';
+import { RegistryAuth } from './auth/registry-auth.ts';
+import { tokenSigningKey } from './auth/signing-key.ts';
+import { ADMIN_POLICY } from './cli/identity-commands.ts';
+import { repositoryArn } from './ecr/context.ts';
 import { IdentityService } from './auth/identities.ts';
 import { createEcrApi } from './ecr/api.ts';
 import { UpstreamFailure } from './upstream/failure.ts';
@@ -116,14 +120,34 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     now,
   });
 
+  const accessControl = new AccessControl(config.aws.accountId);
+  const auth = config.auth.enabled
+    ? await RegistryAuth.create({
+        identities,
+        access: accessControl,
+        anonymous: config.auth.anonymous,
+        repositoryArn: (name) => repositoryArn(config.aws, name),
+        signingKey: () => tokenSigningKey(metadata, box, now()),
+        tokenLifetimeMs: config.auth.tokenLifetime,
+        now,
+      })
+    : undefined;
+  if (config.auth.bootstrapAdmin && (await metadata.identities.listUsers()).length === 0) {
+    await identities.createUser('admin', [ADMIN_POLICY]);
+    const key = await identities.createKey('admin');
+    // Printed once, to the terminal only: never through the logger.
+    process.stdout.write(`\nCreated user "admin" with full rights. Its access key (shown only now):\n  access key id:     ${key.accessKeyId}\n  secret access key: ${key.secretAccessKey}\nLog in with: skopeo login --tls-verify=false -u ${key.accessKeyId} 127.0.0.1:${config.http.port}\n\n`);
+  }
+  let publicUrl = config.http.publicUrl ?? '';
   const oci = createOciApi({
     registry,
+    ...(auth && { auth }),
+    publicUrl: () => publicUrl,
     maxManifestBytes: config.limits.maxManifestSize,
     resolvePullName: (name, query) =>
       mirroredName(name, query.get('ns'), rules, pull.defaultMirror, async () => (await metadata.repositories.get(name)) !== undefined),
     onInternalError: (err, req) => log.error({ err, reqId: requestId(req) }, 'internal error'),
   });
-  let publicUrl = config.http.publicUrl ?? '';
   const validateRule = async (prefix: string): Promise<string | undefined> => {
     await reloadRules();
     try {
@@ -141,7 +165,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     local,
     identities,
     credentials,
-    accessControl: new AccessControl(config.aws.accountId),
+    accessControl,
     allowedUpstreams: pull.allowedUpstreams,
     reloadRules,
     validateRule,

@@ -107,6 +107,8 @@ export function cisternConfig(port: number, dataDir: string): Plain {
     http: { host: BENCH_HOST, port },
     storage: { directory: dataDir },
     log: { level: 'warn' },
+    // Distribution runs without auth here, so Cistern does too: the comparison is of the registry path.
+    auth: { enabled: false },
   };
 }
 

@@ -5,7 +5,7 @@ import type { Descriptor } from '../domain/manifest.ts';
 import type { Reference, RepositoryName } from '../domain/reference.ts';
 import type { Metrics } from '../metrics.ts';
 import type { LocalRegistry } from '../registry/local-registry.ts';
-import type { BlobRead, BlobReadOptions, Registry, StoredManifest, UploadStatus } from '../registry/registry.ts';
+import type { BlobRead, BlobReadOptions, ImportGuard, PullOptions, Registry, StoredManifest, UploadStatus } from '../registry/registry.ts';
 import type { BlobInfo, BlobStore } from '../storage/blob-store.ts';
 import type { MetadataStore, PageRequest, TagState } from '../storage/metadata-store.ts';
 import type { UpstreamClient } from '../upstream/client.ts';
@@ -58,7 +58,7 @@ export class PullThroughRegistry implements Registry {
     return this.local.catalog(page);
   }
 
-  async getManifest(repository: RepositoryName, reference: Reference, options: { pull?: boolean } = {}): Promise<StoredManifest> {
+  async getManifest(repository: RepositoryName, reference: Reference, options: PullOptions = {}): Promise<StoredManifest> {
     const match = this.match(repository);
     if (!match) return this.local.getManifest(repository, reference, options);
     const rule = match.rule.prefix;
@@ -72,6 +72,7 @@ export class PullThroughRegistry implements Registry {
       }
       this.options.metrics.cacheLookups.inc({ rule, kind: 'manifest', result: 'miss' });
       // Digests never change, so a cached one never needs revalidation; a cold one is fetched.
+      await this.guard(repository, options.guard);
       return this.once(`${repository}@${reference.digest}`, () => this.fetchManifest(match, repository, reference.digest));
     }
     const key = `${repository}:${reference.tag}`;
@@ -85,7 +86,12 @@ export class PullThroughRegistry implements Registry {
       return this.local.getManifest(repository, { kind: 'digest', digest: state.digest }, options);
     }
     const known = state;
-    const manifest = await this.once(key, () => (known ? this.revalidate(match, repository, reference.tag, known) : this.fetchTag(match, repository, reference.tag)));
+    if (!known) await this.guard(repository, options.guard);
+    // A caller who may not import still revalidates (a HEAD spends no quota) but is served what is cached.
+    const mayImport = known ? await this.guard(repository, options.guard).then(() => true, () => false) : true;
+    const manifest = await this.once(`${key}${mayImport ? '' : '#cached-only'}`, () =>
+      known ? this.revalidate(match, repository, reference.tag, known, mayImport) : this.fetchTag(match, repository, reference.tag),
+    );
     if (options.pull !== false) await this.local.getManifest(repository, { kind: 'digest', digest: manifest.digest }, options);
     return manifest;
   }
@@ -96,7 +102,7 @@ export class PullThroughRegistry implements Registry {
   }
 
   /** A cached tag past its freshness window: HEAD upstream, and GET only if the digest moved. */
-  private async revalidate(match: RuleMatch, repository: RepositoryName, tag: string, state: TagState): Promise<StoredManifest> {
+  private async revalidate(match: RuleMatch, repository: RepositoryName, tag: string, state: TagState, mayImport: boolean): Promise<StoredManifest> {
     const { rule, upstreamRepository } = match;
     const upstream = this.options.upstream(rule.prefix);
     const stale = async (reason: string, err?: unknown) => {
@@ -117,6 +123,7 @@ export class PullThroughRegistry implements Registry {
       this.options.metrics.cacheLookups.inc({ rule: rule.prefix, kind: 'manifest', result: 'revalidated' });
       return this.local.getManifest(repository, { kind: 'digest', digest: state.digest }, { pull: false });
     }
+    if (!mayImport) return stale('not-permitted-to-import');
     if (PRESETS[rule.kind]?.countsPulls && this.options.quota.isLow(await upstream.identity(), this.options.quotaReserve)) {
       return stale('quota-reserve');
     }
@@ -156,6 +163,12 @@ export class PullThroughRegistry implements Registry {
     if (created) this.options.log.info({ repository, rule: match.rule.prefix, template: settings?.template }, 'created repository on first pull');
   }
 
+  /** Lets the caller's guard refuse an import (creating the repository, if it does not exist yet). */
+  private async guard(repository: string, guard: ImportGuard | undefined): Promise<void> {
+    if (!guard) return;
+    await guard(!(await this.options.metadata.repositories.get(repository)));
+  }
+
   private once(key: string, work: () => Promise<StoredManifest>): Promise<StoredManifest> {
     let flight = this.manifestFlights.get(key);
     if (!flight) {
@@ -165,11 +178,12 @@ export class PullThroughRegistry implements Registry {
     return flight;
   }
 
-  async statBlob(repository: RepositoryName, digest: Digest): Promise<BlobInfo> {
+  async statBlob(repository: RepositoryName, digest: Digest, options: { guard?: ImportGuard } = {}): Promise<BlobInfo> {
     const match = this.match(repository);
     if (!match) return this.local.statBlob(repository, digest);
     const local = await this.localBlob(repository, digest);
     if (local) return local;
+    await this.guard(repository, options.guard);
     const size = await this.options.upstream(match.rule.prefix).headBlob(match.upstreamRepository, digest);
     if (size === undefined) throw new RegistryError('BLOB_UNKNOWN', 'blob unknown to registry', { digest });
     return { digest, size };
@@ -184,8 +198,10 @@ export class PullThroughRegistry implements Registry {
       return this.local.readBlob(repository, digest, options);
     }
     this.options.metrics.cacheLookups.inc({ rule, kind: 'blob', result: 'miss' });
+    await this.guard(repository, options.guard);
     const upstream = this.options.upstream(rule);
-    const read = await this.options.fills.read(digest, (start, signal) => upstream.getBlob(match.upstreamRepository, digest, start, signal), { ...options, rule });
+    const { guard: _guard, ...readOptions } = options;
+    const read = await this.options.fills.read(digest, (start, signal) => upstream.getBlob(match.upstreamRepository, digest, start, signal), { ...readOptions, rule });
     read.fill.then(
       async (blob) => {
         await this.ensureRepository(match, repository);

@@ -147,6 +147,24 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    auth: z
+      .object({
+        /** Off only for a registry on a trusted network: then anyone may do anything on /v2/. */
+        enabled: z.boolean().default(true),
+        /**
+         * What callers without credentials may do, by repository prefix ('*' for every repository):
+         * pull (what is cached), import (fetch from upstream, creating repositories), push, delete.
+         */
+        anonymous: z
+          .array(z.object({ prefix: z.string().min(1), actions: z.array(z.enum(['pull', 'import', 'push', 'delete'])).min(1) }).strict())
+          .default([]),
+        /** On a store with no users, create `admin` with full rights and print its access key once. */
+        bootstrapAdmin: z.boolean().default(false),
+        /** Lifetime of registry bearer tokens from /v2/token. */
+        tokenLifetime: duration.default(300_000),
+      })
+      .strict()
+      .prefault({}),
     aws: z
       .object({
         /** Region and account id in ARNs, and the region SigV4 signatures must name. */

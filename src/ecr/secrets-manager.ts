@@ -29,7 +29,8 @@ export function secretsManagerOperations(deps: SecretsManagerDeps): Record<strin
 
   const resolve = async (id: string): Promise<SecretRecord> => {
     const secretName = secretNameOf(aws, id);
-    const record = await metadata.secrets.get(secretName);
+    // Cistern's own secrets (such as its token-signing key) are not Secrets Manager's to show.
+    const record = secretName.startsWith(SECRET_PREFIX) ? await metadata.secrets.get(secretName) : undefined;
     if (!record) throw new AwsError('ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
     return record;
   };
@@ -108,7 +109,8 @@ export function secretsManagerOperations(deps: SecretsManagerDeps): Record<strin
         raw,
       );
       await deps.access(principal, 'secretsmanager:ListSecrets', '*');
-      const { items, nextToken } = page(await metadata.secrets.list(), (s) => s.name, { maxResults: input.MaxResults, nextToken: input.NextToken });
+      const all = (await metadata.secrets.list()).filter((s) => s.name.startsWith(SECRET_PREFIX));
+      const { items, nextToken } = page(all, (s) => s.name, { maxResults: input.MaxResults, nextToken: input.NextToken });
       return { SecretList: items.map(summary), ...(nextToken && { NextToken: nextToken }) };
     },
 

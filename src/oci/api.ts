@@ -4,7 +4,8 @@ import { RegistryError } from '../domain/errors.ts';
 import { parseDigest, type Digest } from '../domain/digest.ts';
 import { isIndexMediaType, MediaType } from '../domain/media-types.ts';
 import { parseReference, parseRepositoryName, type Reference, type RepositoryName } from '../domain/reference.ts';
-import type { Registry, StoredManifest } from '../registry/registry.ts';
+import type { ImportGuard, Registry, StoredManifest } from '../registry/registry.ts';
+import { AuthenticationError, type Caller, type RegistryAction, type RegistryAuth } from '../auth/registry-auth.ts';
 import { sendError } from './errors.ts';
 import { accepts, parseContentRange, parsePage, parseRange, readBody } from './request.ts';
 import { matchRoute, type Route } from './routes.ts';
@@ -14,6 +15,10 @@ import type { FileBacked } from '../storage/blob-store.ts';
 
 export interface OciApiOptions {
   registry: Registry;
+  /** Absent: the registry API is open (tests of the bare registry). */
+  auth?: RegistryAuth;
+  /** The address clients reach Cistern at, for the token realm. */
+  publicUrl: () => string;
   maxManifestBytes: number;
   /**
    * Maps the repository name of a pull (GET or HEAD) to the one it is served under; mirror mode uses it
@@ -33,7 +38,9 @@ type Handler = (req: IncomingMessage, res: ServerResponse, query: URLSearchParam
 export function createOciApi(options: OciApiOptions) {
   const { registry } = options;
 
-  const handlers = (route: Route): Partial<Record<string, Handler>> => {
+  const mountRefused = new WeakSet<IncomingMessage>();
+
+  const handlers = (route: Route, guard: ImportGuard | undefined): Partial<Record<string, Handler>> => {
     switch (route.kind) {
       case 'base':
         return { GET: async (_req, res) => json(res, 200, {}), HEAD: async (_req, res) => json(res, 200, {}, true) };
@@ -47,8 +54,8 @@ export function createOciApi(options: OciApiOptions) {
         const name = parseRepositoryName(route.name);
         const reference = parseReference(route.reference);
         return {
-          GET: (req, res) => getManifest(req, res, name, reference, false),
-          HEAD: (req, res) => getManifest(req, res, name, reference, true),
+          GET: (req, res) => getManifest(req, res, name, reference, false, guard),
+          HEAD: (req, res) => getManifest(req, res, name, reference, true, guard),
           PUT: (req, res) => putManifest(req, res, name, reference),
           DELETE: async (_req, res) => {
             await registry.deleteManifest(name, reference);
@@ -60,8 +67,8 @@ export function createOciApi(options: OciApiOptions) {
         const name = parseRepositoryName(route.name);
         const digest = parseDigest(route.digest);
         return {
-          GET: (req, res) => getBlob(req, res, name, digest, false),
-          HEAD: (req, res) => getBlob(req, res, name, digest, true),
+          GET: (req, res) => getBlob(req, res, name, digest, false, guard),
+          HEAD: (req, res) => getBlob(req, res, name, digest, true, guard),
           DELETE: async (_req, res) => {
             await registry.deleteBlob(name, digest);
             empty(res, 202);
@@ -113,10 +120,11 @@ export function createOciApi(options: OciApiOptions) {
     name: RepositoryName,
     reference: Reference,
     head: boolean,
+    guard: ImportGuard | undefined,
   ): Promise<void> {
     const accept = req.headers.accept;
-    let manifest = await registry.getManifest(name, reference, { pull: !head });
-    if (!accepts(accept, manifest.mediaType)) manifest = await negotiate(name, reference, manifest, accept, head);
+    let manifest = await registry.getManifest(name, reference, { pull: !head, ...(guard && { guard }) });
+    if (!accepts(accept, manifest.mediaType)) manifest = await negotiate(name, reference, manifest, accept, head, guard);
     res.writeHead(200, {
       'Content-Type': manifest.mediaType,
       'Content-Length': manifest.content.length,
@@ -136,6 +144,7 @@ export function createOciApi(options: OciApiOptions) {
     stored: StoredManifest,
     accept: string | undefined,
     head: boolean,
+    guard: ImportGuard | undefined,
   ): Promise<StoredManifest> {
     if (reference.kind === 'tag' && isIndexMediaType(stored.mediaType)) {
       const index = JSON.parse(stored.content.toString('utf8')) as {
@@ -143,7 +152,7 @@ export function createOciApi(options: OciApiOptions) {
       };
       const child = index.manifests?.find((m) => m.platform?.os === 'linux' && m.platform.architecture === 'amd64');
       if (child) {
-        const manifest = await registry.getManifest(name, { kind: 'digest', digest: parseDigest(child.digest) }, { pull: !head });
+        const manifest = await registry.getManifest(name, { kind: 'digest', digest: parseDigest(child.digest) }, { pull: !head, ...(guard && { guard }) });
         if (accepts(accept, manifest.mediaType)) return manifest;
       }
     }
@@ -164,7 +173,7 @@ export function createOciApi(options: OciApiOptions) {
     res.end();
   }
 
-  async function getBlob(req: IncomingMessage, res: ServerResponse, name: RepositoryName, digest: Digest, head: boolean): Promise<void> {
+  async function getBlob(req: IncomingMessage, res: ServerResponse, name: RepositoryName, digest: Digest, head: boolean, guard: ImportGuard | undefined): Promise<void> {
     const headers = {
       'Content-Type': 'application/octet-stream',
       'Docker-Content-Digest': digest,
@@ -173,7 +182,7 @@ export function createOciApi(options: OciApiOptions) {
       'Cache-Control': 'max-age=31536000',
     };
     if (head) {
-      const info = await registry.statBlob(name, digest);
+      const info = await registry.statBlob(name, digest, guard ? { guard } : {});
       res.writeHead(200, { ...headers, 'Content-Length': info.size });
       res.end();
       return;
@@ -183,6 +192,7 @@ export function createOciApi(options: OciApiOptions) {
     const rangeHeader = req.headers.range;
     const blob = await registry.readBlob(name, digest, {
       signal: abort.signal,
+      ...(guard && { guard }),
       range: (size) => {
         try {
           return parseRange(rangeHeader, size);
@@ -216,7 +226,7 @@ export function createOciApi(options: OciApiOptions) {
   async function startUpload(req: IncomingMessage, res: ServerResponse, name: RepositoryName, query: URLSearchParams): Promise<void> {
     const mount = query.get('mount');
     const from = query.get('from');
-    if (mount !== null && from !== null) {
+    if (mount !== null && from !== null && !mountRefused.has(req)) {
       const mounted = await registry.mountBlob(name, parseDigest(mount), parseRepositoryName(from));
       if (mounted) return blobCreated(res, name, mounted.digest);
     }
@@ -290,15 +300,86 @@ export function createOciApi(options: OciApiOptions) {
     res.end(body);
   }
 
+  /**
+   * Checks the caller against the route. Answers 401 (with the token challenge) or 403 itself and returns
+   * false; otherwise returns the import guard for pulls.
+   */
+  async function authorize(req: IncomingMessage, res: ServerResponse, route: Route, method: string, auth: RegistryAuth): Promise<ImportGuard | undefined | false> {
+    let caller: Caller;
+    try {
+      caller = await auth.authenticate(req);
+    } catch (err) {
+      if (!(err instanceof AuthenticationError)) throw err;
+      challenge(res, undefined);
+      throw new RegistryError('UNAUTHORIZED', 'authentication required', { reason: err.message });
+    }
+    if (route.kind === 'base') {
+      // Docker's login checks credentials here: nobody is "logged in" anonymously, even where anonymous pulls work.
+      if (caller.kind === 'anonymous') refuse(res, caller, 'log in to use this registry', undefined);
+      return undefined;
+    }
+    if (route.kind === 'catalog') {
+      const denial = auth.catalogDenial(caller);
+      if (denial) refuse(res, caller, denial, undefined);
+      return undefined;
+    }
+    const action: RegistryAction =
+      method === 'GET' || method === 'HEAD' ? (route.kind === 'upload' ? 'push' : 'pull') : method === 'DELETE' && (route.kind === 'manifest' || route.kind === 'blob') ? 'delete' : 'push';
+    const name = route.name;
+    const denial = await auth.denial(caller, name, action);
+    if (denial) refuse(res, caller, denial, `repository:${name}:${action}`);
+    if (route.kind === 'uploads') {
+      // A mount reads the source repository: without pull there, it falls back to a plain upload.
+      const from = res.req.url?.includes('from=') ? new URLSearchParams(res.req.url.split('?')[1]).get('from') : null;
+      if (from && (await auth.denial(caller, from, 'pull'))) mountRefused.add(res.req);
+    }
+    if (action !== 'pull') return undefined;
+    return async (creating) => {
+      const refused = (await auth.denial(caller, name, 'import')) ?? (creating ? await auth.denial(caller, name, 'create') : undefined);
+      if (refused) throw new RegistryError('DENIED', refused);
+    };
+  }
+
+  function challenge(res: ServerResponse, scope: string | undefined): void {
+    res.setHeader('WWW-Authenticate', `Bearer realm="${options.publicUrl()}/v2/token",service="cistern"${scope ? `,scope="${scope}"` : ''}`);
+  }
+
+  /** No credentials: 401 with a challenge, so clients log in. Credentials that fall short: 403. */
+  function refuse(res: ServerResponse, caller: Caller, denial: string, scope: string | undefined): never {
+    if (options.auth?.isAnonymous(caller)) {
+      challenge(res, scope);
+      throw new RegistryError('UNAUTHORIZED', 'authentication required', { reason: denial });
+    }
+    throw new RegistryError('DENIED', denial);
+  }
+
+  /** The Docker token endpoint (`GET /v2/token?service=&scope=`), with Basic credentials or none. */
+  async function token(req: IncomingMessage, res: ServerResponse, query: URLSearchParams, auth: RegistryAuth): Promise<void> {
+    let caller: Caller;
+    try {
+      caller = await auth.authenticate(req);
+    } catch (err) {
+      if (!(err instanceof AuthenticationError)) throw err;
+      res.setHeader('WWW-Authenticate', 'Basic realm="cistern"');
+      throw new RegistryError('UNAUTHORIZED', 'authentication required', { reason: err.message });
+    }
+    const scopes = query.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
+    const issued = await auth.issueToken(caller, scopes);
+    json(res, 200, { token: issued.token, access_token: issued.token, expires_in: issued.expiresIn, issued_at: issued.issuedAt.toISOString() });
+  }
+
   return async function handle(req: IncomingMessage, res: ServerResponse, target: RequestTarget): Promise<void> {
     const method = req.method ?? 'GET';
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
     try {
+      if (target.path === '/v2/token' && options.auth) return await token(req, res, target.query, options.auth);
       let route = matchRoute(target.path);
       if (options.resolvePullName && 'name' in route && (method === 'GET' || method === 'HEAD')) {
         route = { ...route, name: await options.resolvePullName(route.name, target.query) };
       }
-      const methods = handlers(route);
+      const guard = options.auth ? await authorize(req, res, route, method, options.auth) : undefined;
+      if (guard === false) return;
+      const methods = handlers(route, guard);
       const handler = methods[method];
       if (!handler) {
         res.setHeader('Allow', Object.keys(methods).join(', '));

@@ -8,7 +8,7 @@ import type { BlobInfo, BlobStore } from '../storage/blob-store.ts';
 import type { MetadataStore, PageRequest, TagState } from '../storage/metadata-store.ts';
 import { ByteLru } from './byte-lru.ts';
 import { PullRecorder } from './pull-recorder.ts';
-import type { BlobRead, BlobReadOptions, Registry, StoredManifest, UploadStatus } from './registry.ts';
+import type { BlobRead, BlobReadOptions, PullOptions, Registry, StoredManifest, UploadStatus } from './registry.ts';
 
 export interface LocalRegistryOptions {
   blobs: BlobStore;
@@ -50,7 +50,7 @@ export class LocalRegistry implements Registry {
     return this.metadata.repositories.list(page);
   }
 
-  async getManifest(repository: RepositoryName, reference: Reference, options: { pull?: boolean } = {}): Promise<StoredManifest> {
+  async getManifest(repository: RepositoryName, reference: Reference, options: PullOptions = {}): Promise<StoredManifest> {
     const digest = reference.kind === 'digest' ? reference.digest : await this.resolveTag(repository, reference.tag);
     const manifest = digest && (await this.loadManifest(repository, digest));
     if (!manifest) {

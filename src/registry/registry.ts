@@ -12,9 +12,23 @@ export interface StoredManifest {
   content: Buffer;
 }
 
+/**
+ * Asked before anything is imported from an upstream on a caller's behalf; throws DENIED when the
+ * caller may not (a read-only identity pulls what is cached but cannot spend upstream quota).
+ * `creating` says whether the import would also create the repository.
+ */
+export type ImportGuard = (creating: boolean) => Promise<void>;
+
+export interface PullOptions {
+  /** False for HEAD requests, which do not count as pulls. */
+  pull?: boolean;
+  guard?: ImportGuard;
+}
+
 export interface BlobReadOptions {
   range?: (size: number) => ByteRange | undefined;
   signal?: AbortSignal;
+  guard?: ImportGuard;
 }
 
 export interface BlobRead {
@@ -37,8 +51,7 @@ export interface UploadStatus {
 export interface Registry {
   catalog(page: PageRequest): Promise<string[]>;
 
-  /** `pull` is false for HEAD requests, which do not count as pulls. */
-  getManifest(repository: RepositoryName, reference: Reference, options?: { pull?: boolean }): Promise<StoredManifest>;
+  getManifest(repository: RepositoryName, reference: Reference, options?: PullOptions): Promise<StoredManifest>;
   putManifest(
     repository: RepositoryName,
     reference: Reference,
@@ -50,7 +63,7 @@ export interface Registry {
   listTags(repository: RepositoryName, page: PageRequest): Promise<string[]>;
   referrers(repository: RepositoryName, subject: Digest): Promise<Descriptor[]>;
 
-  statBlob(repository: RepositoryName, digest: Digest): Promise<BlobInfo>;
+  statBlob(repository: RepositoryName, digest: Digest, options?: { guard?: ImportGuard }): Promise<BlobInfo>;
   /**
    * Opens a blob. `range` is resolved against the blob's size once that is known (it may throw
    * RANGE_INVALID); the result says which bytes the stream carries.

@@ -29,11 +29,20 @@ describe('aws ecr against Cistern', { timeout: 300_000 }, () => {
     return stdout.trim() ? (JSON.parse(stdout) as Record<string, unknown>) : {};
   };
 
+  async function loginWithStdin(authfile: string, password: string): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      const child = execFile('/usr/bin/skopeo', ['login', '--tls-verify=false', '--authfile', authfile, '-u', 'AWS', '--password-stdin', cistern.host], (err, _out, stderr) =>
+        err ? reject(new Error(`skopeo login failed: ${stderr}`)) : resolve(),
+      );
+      child.stdin!.end(password);
+    });
+  }
+
   before(async () => {
     work = mkdtempSync(join(tmpdir(), 'cistern-aws-'));
     upstream = await startDistribution();
     await pushImage(upstream.url, 'tools/cli', '1.0', image);
-    cistern = await startCistern({ pullThrough: { allowedUpstreams: [upstream.host] } });
+    cistern = await startCistern({ pullThrough: { allowedUpstreams: [upstream.host] }, auth: { enabled: true } });
     await cistern.app.identities.createUser('ops', [{ Statement: [{ Effect: 'Allow', Action: 'ecr:*', Resource: '*' }] }]);
     const key = await cistern.app.identities.createKey('ops');
     env = {
@@ -59,8 +68,13 @@ describe('aws ecr against Cistern', { timeout: 300_000 }, () => {
     const described = (await aws('ecr', 'describe-pull-through-cache-rules')) as { pullThroughCacheRules: { ecrRepositoryPrefix: string }[] };
     assert.deepEqual(described.pullThroughCacheRules.map((r) => r.ecrRepositoryPrefix), ['mirror']);
 
+    // aws ecr get-login-password | skopeo login --password-stdin, then pull with the stored login.
+    const authfile = join(work, 'auth.json');
+    await assert.rejects(skopeo('inspect', '--tls-verify=false', '--authfile', authfile, `docker://${cistern.host}/mirror/tools/cli:1.0`), /401|unauthorized|authentication required/i);
+    const { stdout: password } = await run(AWS, ['ecr', 'get-login-password', '--endpoint-url', cistern.url, '--region', 'us-east-1'], { env });
+    await loginWithStdin(authfile, password.trim());
     const layout = join(work, 'pulled');
-    await skopeo('copy', '--src-tls-verify=false', `docker://${cistern.host}/mirror/tools/cli:1.0`, `oci:${layout}:x`);
+    await skopeo('copy', '--src-tls-verify=false', '--src-authfile', authfile, `docker://${cistern.host}/mirror/tools/cli:1.0`, `oci:${layout}:x`);
     assert.equal(readOciLayout(layout).resolve('x').digest, image.manifestDigest);
 
     const images = (await aws('ecr', 'describe-images', '--repository-name', 'mirror/tools/cli')) as { imageDetails: { imageDigest: string; imageTags: string[] }[] };

@@ -23,7 +23,7 @@ export async function startCisternProcess(directory: string, env: Record<string,
   const configPath = join(directory, 'cistern.yaml');
   await writeFile(
     configPath,
-    `http: { host: 127.0.0.1, port: 0, shutdownGrace: 5s }\nstorage: { directory: ${JSON.stringify(directory)} }\nlog: { level: info }\n`,
+    `http: { host: 127.0.0.1, port: 0, shutdownGrace: 5s }\nstorage: { directory: ${JSON.stringify(directory)} }\nlog: { level: info }\nauth: { enabled: false }\n`,
   );
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/main.ts'), 'serve', '--config', configPath], {
     cwd: ROOT,

@@ -31,6 +31,8 @@ export async function startCistern(overrides: Record<string, unknown> = {}, dire
     http: { host: '127.0.0.1', port: 0, shutdownGrace: '5s' },
     storage: { directory: dir },
     log: { level: 'info' },
+    // The registry's own behaviour is tested open; auth has its own tests, which pass `auth`.
+    auth: { enabled: false },
     ...overrides,
   });
   const app = await startApp(config, { log: pino({ level: 'info', base: undefined }, sink), ...(now && { now }) });

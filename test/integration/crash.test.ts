@@ -110,6 +110,7 @@ describe('crash consistency: kill -9 at any moment', () => {
     const seed = 'large-upload';
     const digest = digestOfChunks(seed, size);
     const start = await fetch(`${server.url}/v2/crash/large/blobs/uploads/`, { method: 'POST' });
+    assert.equal(start.status, 202);
     const location = start.headers.get('location')!;
     let killed: Promise<void> | undefined;
     const victim = server;
@@ -147,6 +148,7 @@ describe('crash consistency: kill -9 at any moment', () => {
     server = await startCisternProcess(directory, { CISTERN_FAILPOINTS: 'blob-commit-before-rename' });
     const b = blob('before-rename', 2 * MiB);
     const start = await fetch(`${server.url}/v2/crash/commit/blobs/uploads/`, { method: 'POST' });
+    assert.equal(start.status, 202);
     const location = start.headers.get('location')!;
     await fetch(`${server.url}${location}`, { method: 'PATCH', body: body(b.bytes) });
     const put = await fetch(`${server.url}${location}?digest=${b.digest}`, { method: 'PUT' }).catch((err: Error) => err);

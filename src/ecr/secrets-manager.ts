@@ -27,11 +27,15 @@ const secretString = z.string().min(1).max(65536);
 export function secretsManagerOperations(deps: SecretsManagerDeps): Record<string, Operation> {
   const { aws, metadata } = deps;
 
-  const resolve = async (id: string): Promise<SecretRecord> => {
+  const resolve = async (id: string, options: { scheduled?: boolean } = {}): Promise<SecretRecord> => {
+    await metadata.secrets.purgeDeleted(deps.now());
     const secretName = secretNameOf(aws, id);
     // Cistern's own secrets (such as its token-signing key) are not Secrets Manager's to show.
-    const record = secretName.startsWith(SECRET_PREFIX) ? await metadata.secrets.get(secretName) : undefined;
+    const record = secretName.startsWith(SECRET_PREFIX) ? await metadata.secrets.find(secretName) : undefined;
     if (!record) throw new AwsError('ResourceNotFoundException', "Secrets Manager can't find the specified secret.");
+    if (record.deletionDate && !options.scheduled) {
+      throw new AwsError('InvalidRequestException', "You can't perform this operation on the secret because it was marked for deletion.");
+    }
     return record;
   };
 
@@ -57,6 +61,7 @@ export function secretsManagerOperations(deps: SecretsManagerDeps): Record<strin
     ...(record.description && { Description: record.description }),
     CreatedDate: record.createdAt,
     LastChangedDate: record.updatedAt,
+    ...(record.deletionDate && { DeletedDate: record.deletionDate }),
   });
 
   return {
@@ -66,9 +71,12 @@ export function secretsManagerOperations(deps: SecretsManagerDeps): Record<strin
         raw,
       );
       await deps.access(principal, 'secretsmanager:CreateSecret', secretArn(aws, input.Name));
-      if (await metadata.secrets.get(input.Name)) {
-        throw new AwsError('ResourceExistsException', `The operation failed because the secret ${input.Name} already exists.`);
+      await metadata.secrets.purgeDeleted(deps.now());
+      const existing = await metadata.secrets.find(input.Name);
+      if (existing?.deletionDate) {
+        throw new AwsError('InvalidRequestException', "You can't create this secret because a secret with this name is already scheduled for deletion.");
       }
+      if (existing) throw new AwsError('ResourceExistsException', `The operation failed because the secret ${input.Name} already exists.`);
       if (input.SecretString === undefined) {
         throw new AwsError('InvalidParameterException', 'Cistern stores secrets with their value: give SecretString');
       }
@@ -98,7 +106,7 @@ export function secretsManagerOperations(deps: SecretsManagerDeps): Record<strin
 
     async DescribeSecret(raw, { principal }) {
       const input = parseInput(z.object({ SecretId: secretId }).strict(), raw);
-      const record = await resolve(input.SecretId);
+      const record = await resolve(input.SecretId, { scheduled: true });
       await deps.access(principal, 'secretsmanager:DescribeSecret', secretArn(aws, record.name));
       return summary(record);
     },
@@ -109,7 +117,8 @@ export function secretsManagerOperations(deps: SecretsManagerDeps): Record<strin
         raw,
       );
       await deps.access(principal, 'secretsmanager:ListSecrets', '*');
-      const all = (await metadata.secrets.list()).filter((s) => s.name.startsWith(SECRET_PREFIX));
+      await metadata.secrets.purgeDeleted(deps.now());
+      const all = (await metadata.secrets.list({ includeScheduled: input.IncludePlannedDeletion ?? false })).filter((s) => s.name.startsWith(SECRET_PREFIX));
       const { items, nextToken } = page(all, (s) => s.name, { maxResults: input.MaxResults, nextToken: input.NextToken });
       return { SecretList: items.map(summary), ...(nextToken && { NextToken: nextToken }) };
     },
@@ -119,15 +128,17 @@ export function secretsManagerOperations(deps: SecretsManagerDeps): Record<strin
       if (input.RecoveryWindowInDays !== undefined && input.ForceDeleteWithoutRecovery) {
         throw new AwsError('InvalidParameterException', 'You can\'t use ForceDeleteWithoutRecovery in conjunction with RecoveryWindowInDays.');
       }
-      const record = await resolve(input.SecretId);
+      const record = await resolve(input.SecretId, { scheduled: true });
       await deps.access(principal, 'secretsmanager:DeleteSecret', secretArn(aws, record.name));
       const inUse = (await metadata.cacheRules.list()).filter((r) => r.credentialSecret === record.name).map((r) => r.prefix);
       if (inUse.length > 0) {
         throw new AwsError('InvalidRequestException', `The secret is the credential of pull-through cache rule(s) ${inUse.join(', ')}; update or delete those first.`);
       }
-      // Cistern deletes at once; a recovery window is acknowledged in the answer but not kept.
-      await metadata.secrets.delete(record.name);
-      return { ARN: secretArn(aws, record.name), Name: record.name, DeletionDate: new Date(deps.now().getTime() + (input.ForceDeleteWithoutRecovery ? 0 : (input.RecoveryWindowInDays ?? 30) * 86_400_000)) };
+      // With a recovery window the secret stops working now and is purged when the window ends.
+      const deletionDate = new Date(deps.now().getTime() + (input.ForceDeleteWithoutRecovery ? 0 : (input.RecoveryWindowInDays ?? 30) * 86_400_000));
+      if (input.ForceDeleteWithoutRecovery) await metadata.secrets.delete(record.name);
+      else await metadata.secrets.scheduleDeletion(record.name, deletionDate);
+      return { ARN: secretArn(aws, record.name), Name: record.name, DeletionDate: deletionDate };
     },
   };
 }

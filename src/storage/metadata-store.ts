@@ -145,12 +145,20 @@ export interface SecretRecord {
   description?: string;
   createdAt: Date;
   updatedAt: Date;
+  /** Set while the secret waits out its recovery window; such a secret cannot be used. */
+  deletionDate?: Date;
 }
 
 export interface SecretMetadata {
+  /** A usable secret (not scheduled for deletion). */
   get(name: string): Promise<SecretRecord | undefined>;
+  /** Any secret of that name, including one scheduled for deletion. */
+  find(name: string): Promise<SecretRecord | undefined>;
   put(secret: { name: string; ciphertext: Buffer; description?: string }, at: Date): Promise<void>;
-  list(): Promise<SecretRecord[]>;
+  list(options?: { includeScheduled?: boolean }): Promise<SecretRecord[]>;
+  /** Removes it for good at `at` (now, or when its recovery window ends); secrets past it are purged. */
+  scheduleDeletion(name: string, at: Date): Promise<void>;
+  purgeDeleted(now: Date): Promise<number>;
   delete(name: string): Promise<boolean>;
 }
 

@@ -112,6 +112,24 @@ describe('ECR and Secrets Manager APIs through the AWS SDK', () => {
     await rejectsWith(secrets.send(new DescribeSecretCommand({ SecretId: 'ecr-pullthroughcache/none' })), 'ResourceNotFoundException');
   });
 
+  it('deletes secrets after a recovery window, or at once when forced', async () => {
+    const name = 'ecr-pullthroughcache/temporary';
+    const value = JSON.stringify({ username: 'u', accessToken: 't' });
+    await secrets.send(new CreateSecretCommand({ Name: name, SecretString: value }));
+    const scheduled = await secrets.send(new DeleteSecretCommand({ SecretId: name, RecoveryWindowInDays: 7 }));
+    const days = (scheduled.DeletionDate!.getTime() - Date.now()) / 86_400_000;
+    assert.ok(days > 6.9 && days <= 7);
+    assert.ok((await secrets.send(new DescribeSecretCommand({ SecretId: name }))).DeletedDate instanceof Date);
+    assert.ok(!(await secrets.send(new ListSecretsCommand({}))).SecretList!.some((s) => s.Name === name));
+    assert.ok((await secrets.send(new ListSecretsCommand({ IncludePlannedDeletion: true }))).SecretList!.some((s) => s.Name === name));
+    await rejectsWith(secrets.send(new CreateSecretCommand({ Name: name, SecretString: value })), 'InvalidRequestException', /scheduled for deletion/);
+    await rejectsWith(secrets.send(new PutSecretValueCommand({ SecretId: name, SecretString: value })), 'InvalidRequestException');
+    await rejectsWith(ecr.send(new CreatePullThroughCacheRuleCommand({ ecrRepositoryPrefix: 'temp', upstreamRegistryUrl: 'ghcr.io', credentialArn: scheduled.ARN })), 'SecretNotFoundException');
+    await rejectsWith(secrets.send(new DeleteSecretCommand({ SecretId: name, RecoveryWindowInDays: 7, ForceDeleteWithoutRecovery: true })), 'InvalidParameterException');
+    await secrets.send(new DeleteSecretCommand({ SecretId: name, ForceDeleteWithoutRecovery: true }));
+    await rejectsWith(secrets.send(new DescribeSecretCommand({ SecretId: name })), 'ResourceNotFoundException');
+  });
+
   it('creates, describes, pages, validates, updates and deletes pull-through cache rules', async () => {
     const hubArn = (await secrets.send(new DescribeSecretCommand({ SecretId: 'ecr-pullthroughcache/hub' }))).ARN!;
     const rule = await ecr.send(new CreatePullThroughCacheRuleCommand({ ecrRepositoryPrefix: 'hub', upstreamRegistryUrl: upstream.url, credentialArn: hubArn, upstreamRepositoryPrefix: 'library' }));

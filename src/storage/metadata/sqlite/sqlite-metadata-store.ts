@@ -435,6 +435,11 @@ class SqliteSecrets implements SecretMetadata {
     return row && toSecret(row);
   }
 
+  async find(name: string): Promise<SecretRecord | undefined> {
+    const row = this.db.prepare('SELECT * FROM secrets WHERE name = ?').get(name) as SecretRow | undefined;
+    return row && toSecret(row);
+  }
+
   async put(secret: { name: string; ciphertext: Buffer; description?: string }, at: Date): Promise<void> {
     this.db
       .prepare(
@@ -445,8 +450,17 @@ class SqliteSecrets implements SecretMetadata {
       .run(secret.name, secret.ciphertext, secret.description ?? null, at.getTime(), at.getTime());
   }
 
-  async list(): Promise<SecretRecord[]> {
-    return (this.db.prepare('SELECT * FROM secrets WHERE deleted_at IS NULL ORDER BY name').all() as SecretRow[]).map(toSecret);
+  async list(options: { includeScheduled?: boolean } = {}): Promise<SecretRecord[]> {
+    const sql = options.includeScheduled ? 'SELECT * FROM secrets ORDER BY name' : 'SELECT * FROM secrets WHERE deleted_at IS NULL ORDER BY name';
+    return (this.db.prepare(sql).all() as SecretRow[]).map(toSecret);
+  }
+
+  async scheduleDeletion(name: string, at: Date): Promise<void> {
+    this.db.prepare('UPDATE secrets SET deleted_at = ? WHERE name = ?').run(at.getTime(), name);
+  }
+
+  async purgeDeleted(now: Date): Promise<number> {
+    return this.db.prepare('DELETE FROM secrets WHERE deleted_at IS NOT NULL AND deleted_at <= ?').run(now.getTime()).changes;
   }
 
   async delete(name: string): Promise<boolean> {
@@ -460,6 +474,7 @@ interface SecretRow {
   description: string | null;
   created_at: number;
   updated_at: number;
+  deleted_at: number | null;
 }
 
 function toSecret(row: SecretRow): SecretRecord {
@@ -469,6 +484,7 @@ function toSecret(row: SecretRow): SecretRecord {
     ...(row.description !== null && { description: row.description }),
     createdAt: new Date(row.created_at),
     updatedAt: new Date(row.updated_at),
+    ...(row.deleted_at !== null && { deletionDate: new Date(row.deleted_at) }),
   };
 }
 

@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import { RegistryError } from '../domain/errors.ts';
 import { failpoint } from '../failpoints.ts';
 import { digestAlgorithm, digestOf, type Digest } from '../domain/digest.ts';
-import { parseManifest, type Descriptor } from '../domain/manifest.ts';
+import { parseManifest, type Descriptor, type ParsedManifest } from '../domain/manifest.ts';
 import type { Reference, RepositoryName } from '../domain/reference.ts';
 import type { BlobInfo, BlobStore } from '../storage/blob-store.ts';
 import type { MetadataStore, PageRequest, TagState } from '../storage/metadata-store.ts';
@@ -101,6 +101,11 @@ export class LocalRegistry implements Registry {
       }
     }
     await this.checkReferences(repository, parsed.blobs, parsed.manifests);
+    await this.store(repository, digest, parsed, body, reference.kind === 'tag' ? reference.tag : undefined);
+    return { digest, ...(parsed.subject && { subject: parsed.subject.digest }) };
+  }
+
+  private async store(repository: string, digest: Digest, parsed: ParsedManifest, body: Buffer, tag: string | undefined): Promise<void> {
     await this.metadata.manifests.put({
       repository,
       digest,
@@ -110,11 +115,10 @@ export class LocalRegistry implements Registry {
       ...(parsed.artifactType && { artifactType: parsed.artifactType }),
       ...(parsed.annotations && { annotations: parsed.annotations }),
       references: { blobs: parsed.blobs.map((d) => d.digest), manifests: parsed.manifests.map((d) => d.digest) },
-      ...(reference.kind === 'tag' && { tag: reference.tag }),
+      ...(tag !== undefined && { tag }),
       at: this.now(),
     });
-    if (reference.kind === 'tag') this.tagCache.delete(`${repository}:${reference.tag}`);
-    return { digest, ...(parsed.subject && { subject: parsed.subject.digest }) };
+    if (tag !== undefined) this.tagCache.delete(`${repository}:${tag}`);
   }
 
   private async checkReferences(repository: string, blobs: Descriptor[], manifests: Descriptor[]): Promise<void> {
@@ -146,19 +150,7 @@ export class LocalRegistry implements Registry {
    */
   async cacheManifest(repository: RepositoryName, digest: Digest, body: Buffer, contentType: string, tag?: string): Promise<StoredManifest> {
     const parsed = parseManifest(body, contentType || undefined);
-    await this.metadata.manifests.put({
-      repository,
-      digest,
-      mediaType: parsed.mediaType,
-      content: body,
-      ...(parsed.subject && { subject: parsed.subject.digest }),
-      ...(parsed.artifactType && { artifactType: parsed.artifactType }),
-      ...(parsed.annotations && { annotations: parsed.annotations }),
-      references: { blobs: parsed.blobs.map((d) => d.digest), manifests: parsed.manifests.map((d) => d.digest) },
-      ...(tag !== undefined && { tag }),
-      at: this.now(),
-    });
-    if (tag !== undefined) this.tagCache.delete(`${repository}:${tag}`);
+    await this.store(repository, digest, parsed, body, tag);
     return { digest, mediaType: parsed.mediaType, content: body };
   }
 

@@ -202,7 +202,7 @@ export class UpstreamClient {
     // The slot is held until the response body is consumed or dropped, so blob transfers count too.
     const release = await this.slots.acquire();
     try {
-      const res = await this.sendWithRetries(method, kind, repository, path, headers, signal);
+      const res = await this.sendWithRetries({ method, kind, repository, path, headers, ...(signal && { signal }) });
       res.body.once('close', release);
       res.body.once('end', release);
       res.body.once('error', release);
@@ -213,14 +213,15 @@ export class UpstreamClient {
     }
   }
 
-  private async sendWithRetries(
-    method: 'GET' | 'HEAD',
-    kind: RequestKind,
-    repository: string,
-    path: string,
-    headers: Record<string, string>,
-    signal?: AbortSignal,
-  ): Promise<Dispatcher.ResponseData> {
+  private async sendWithRetries(request: {
+    method: 'GET' | 'HEAD';
+    kind: RequestKind;
+    repository: string;
+    path: string;
+    headers: Record<string, string>;
+    signal?: AbortSignal;
+  }): Promise<Dispatcher.ResponseData> {
+    const { method, kind, repository, path, headers, signal } = request;
     const identity = await this.identity();
     const blockedFor = this.options.quota.blocked(identity);
     if (blockedFor !== undefined) {

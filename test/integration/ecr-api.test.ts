@@ -241,6 +241,48 @@ describe('ECR and Secrets Manager APIs through the AWS SDK', () => {
     assert.equal((await fetch(`${cistern.url}/v2/shop/api/manifests/v3`)).status, 404);
   });
 
+  it('pages every listing with nextToken and maxResults, without gaps or repeats', async () => {
+    for (const n of [1, 2, 3, 4, 5]) await pushImage(cistern.url, `paged/r${n}`, 'v1', `paged-${n}`);
+    for (const tag of ['a', 'b', 'c', 'd', 'e']) await pushImage(cistern.url, 'paged/r1', tag, `paged-r1-${tag}`);
+    const collect = async <T>(fetchPage: (nextToken?: string) => Promise<{ items: T[]; nextToken?: string }>) => {
+      const all: T[] = [];
+      let token: string | undefined;
+      let pages = 0;
+      do {
+        const page = await fetchPage(token);
+        all.push(...page.items);
+        token = page.nextToken;
+        pages++;
+      } while (token);
+      return { all, pages };
+    };
+    const repos = await collect(async (nextToken) => {
+      const r = await ecr.send(new DescribeRepositoriesCommand({ maxResults: 2, nextToken }));
+      return { items: r.repositories!.map((x) => x.repositoryName!), ...(r.nextToken && { nextToken: r.nextToken }) };
+    });
+    const paged = repos.all.filter((n) => n.startsWith('paged/'));
+    assert.deepEqual(paged, ['paged/r1', 'paged/r2', 'paged/r3', 'paged/r4', 'paged/r5']);
+    assert.equal(new Set(repos.all).size, repos.all.length);
+    const images = await collect(async (nextToken) => {
+      const r = await ecr.send(new ListImagesCommand({ repositoryName: 'paged/r1', maxResults: 4, nextToken }));
+      return { items: r.imageIds!.map((x) => x.imageTag!), ...(r.nextToken && { nextToken: r.nextToken }) };
+    });
+    assert.deepEqual(images.all.sort(), ['a', 'b', 'c', 'd', 'e', 'v1']);
+    assert.equal(images.pages, 2);
+    const details = await collect(async (nextToken) => {
+      const r = await ecr.send(new DescribeImagesCommand({ repositoryName: 'paged/r1', maxResults: 5, nextToken }));
+      return { items: r.imageDetails!.map((x) => x.imageDigest!), ...(r.nextToken && { nextToken: r.nextToken }) };
+    });
+    assert.equal(new Set(details.all).size, 6);
+    for (const n of [1, 2, 3]) await secrets.send(new CreateSecretCommand({ Name: `ecr-pullthroughcache/page${n}`, SecretString: JSON.stringify({ username: 'u', accessToken: 't' }) }));
+    const listed = await collect(async (nextToken) => {
+      const r = await secrets.send(new ListSecretsCommand({ MaxResults: 2, NextToken: nextToken }));
+      return { items: r.SecretList!.map((x) => x.Name!), ...(r.NextToken && { nextToken: r.NextToken }) };
+    });
+    assert.deepEqual(listed.all.filter((n) => n.includes('/page')), ['ecr-pullthroughcache/page1', 'ecr-pullthroughcache/page2', 'ecr-pullthroughcache/page3']);
+    await rejectsWith(ecr.send(new ListImagesCommand({ repositoryName: 'paged/r1', maxResults: 0 })), 'InvalidParameterException');
+  });
+
   it('issues a 12-hour registry password with GetAuthorizationToken', async () => {
     const token = await ecr.send(new GetAuthorizationTokenCommand({}));
     const data = token.authorizationData![0]!;

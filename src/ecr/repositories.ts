@@ -157,7 +157,7 @@ export function repositoryOperations(deps: RepositoryDeps): Record<string, Opera
       try {
         parseLifecyclePolicy(input.lifecyclePolicyText);
       } catch (err) {
-        if (err instanceof LifecyclePolicyError) throw new AwsError('InvalidParameterException', err.message);
+        if (err instanceof LifecyclePolicyError) throw new AwsError(err.type, err.message);
         throw err;
       }
       await update(input.repositoryName, (s) => ({ ...s, lifecyclePolicy: input.lifecyclePolicyText }));

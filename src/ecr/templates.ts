@@ -50,7 +50,7 @@ export function templateOperations(deps: TemplateDeps): Record<string, Operation
       try {
         parseLifecyclePolicy(input.lifecyclePolicy);
       } catch (err) {
-        if (err instanceof LifecyclePolicyError) throw new AwsError('InvalidParameterException', err.message);
+        if (err instanceof LifecyclePolicyError) throw new AwsError(err.type, err.message);
         throw err;
       }
     }

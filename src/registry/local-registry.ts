@@ -101,8 +101,19 @@ export class LocalRegistry implements Registry {
       }
     }
     await this.checkReferences(repository, parsed.blobs, parsed.manifests);
+    if (reference.kind === 'tag') await this.checkMutable(repository, reference.tag, digest);
     await this.store(repository, digest, parsed, body, reference.kind === 'tag' ? reference.tag : undefined);
     return { digest, ...(parsed.subject && { subject: parsed.subject.digest }) };
+  }
+
+  /** In an IMMUTABLE repository (ECR's setting) a tag, once pushed, never moves. */
+  private async checkMutable(repository: string, tag: string, digest: Digest): Promise<void> {
+    const current = await this.metadata.tags.resolve(repository, tag);
+    if (!current || current === digest) return;
+    const repo = await this.metadata.repositories.get(repository);
+    if (repo?.settings?.imageTagMutability === 'IMMUTABLE') {
+      throw new RegistryError('TAG_INVALID', `The image tag '${tag}' already exists in the '${repository}' repository and cannot be overwritten because the repository is immutable.`);
+    }
   }
 
   private async store(repository: string, digest: Digest, parsed: ParsedManifest, body: Buffer, tag: string | undefined): Promise<void> {

@@ -190,6 +190,9 @@ describe('ECR and Secrets Manager APIs through the AWS SDK', () => {
     await ecr.send(new PutImageScanningConfigurationCommand({ repositoryName: 'team/app', imageScanningConfiguration: { scanOnPush: false } }));
     const described = await ecr.send(new DescribeRepositoriesCommand({ repositoryNames: ['team/app'] }));
     assert.equal(described.repositories![0]!.imageTagMutability, 'IMMUTABLE');
+    await pushImage(cistern.url, 'team/app', 'fixed', 'immutable-1');
+    await assert.rejects(pushImage(cistern.url, 'team/app', 'fixed', 'immutable-2'), /TAG_INVALID|cannot be overwritten/);
+    await pushImage(cistern.url, 'team/app', 'fixed', 'immutable-1');
     assert.equal(described.repositories![0]!.imageScanningConfiguration!.scanOnPush, false);
 
     await ecr.send(new TagResourceCommand({ resourceArn: arn, tags: [{ Key: 'env', Value: 'prod' }] }));
@@ -202,6 +205,7 @@ describe('ECR and Secrets Manager APIs through the AWS SDK', () => {
     assert.equal((await ecr.send(new GetLifecyclePolicyCommand({ repositoryName: 'team/app' }))).lifecyclePolicyText, KEEP_3);
     await ecr.send(new DeleteLifecyclePolicyCommand({ repositoryName: 'team/app' }));
     await rejectsWith(ecr.send(new DeleteLifecyclePolicyCommand({ repositoryName: 'team/app' })), 'LifecyclePolicyNotFoundException');
+    await rejectsWith(ecr.send(new PutLifecyclePolicyCommand({ repositoryName: 'team/app', lifecyclePolicyText: '{"rules":[]}' })), 'ValidationException', /length/);
   });
 
   it('lists, describes, gets, puts and deletes images; checks layers; deletes repositories', async () => {

@@ -8,6 +8,7 @@ import { seedFromConfig } from './cache/seed.ts';
 import { TemplateResolver } from './cache/templates.ts';
 import type { Config } from './config/schema.ts';
 import { Metrics } from './metrics.ts';
+import { LifecycleRunner } from './policy/lifecycle-runner.ts';
 import { AccessControl } from './auth/access-control.ts';
 import { RegistryAuth } from './auth/registry-auth.ts';
 import { tokenSigningKey } from './auth/signing-key.ts';
@@ -26,6 +27,7 @@ import { QuotaTracker } from './upstream/quota.ts';
 
 export interface App {
   url: string;
+  lifecycle: LifecycleRunner;
   identities: IdentityService;
   registry: PullThroughRegistry;
   local: LocalRegistry;
@@ -148,6 +150,16 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       mirroredName(name, query.get('ns'), rules, pull.defaultMirror, async () => (await metadata.repositories.get(name)) !== undefined),
     onInternalError: (err, req) => log.error({ err, reqId: requestId(req) }, 'internal error'),
   });
+  const lifecycle = new LifecycleRunner({
+    metadata,
+    registry,
+    flushPulls: () => local.flushPulls(),
+    log,
+    now,
+    onExpired: (_repository, count) => metrics.imagesExpired.inc(count),
+    onFinished: (at) => metrics.lifecycleLastRun.set(at.getTime() / 1000),
+  });
+  lifecycle.start(config.lifecycle.interval);
   const validateRule = async (prefix: string): Promise<string | undefined> => {
     await reloadRules();
     try {
@@ -168,6 +180,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     accessControl,
     allowedUpstreams: pull.allowedUpstreams,
     reloadRules,
+    lifecycle,
     validateRule,
     publicUrl: () => publicUrl,
     now,
@@ -212,6 +225,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   log.info({ url: http.url, storage: directory, cacheRules: rules.rules.map((r) => r.prefix) }, 'listening');
   return {
     url: http.url,
+    lifecycle,
     identities,
     registry,
     local,
@@ -220,6 +234,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     reloadRules,
     async close() {
       clearInterval(sweeper);
+      await lifecycle.stop();
       await http.close(config.http.shutdownGrace);
       await fills.drain();
       await local.close();

@@ -60,6 +60,16 @@ export class Metrics {
     registers: [this.registry],
     collect: () => this.fillsInFlight.set(this.sources.fillsInFlight()),
   });
+  readonly imagesExpired = new Counter({
+    name: 'cistern_lifecycle_images_expired_total',
+    help: 'Images expired by lifecycle policies',
+    registers: [this.registry],
+  });
+  readonly lifecycleLastRun = new Gauge({
+    name: 'cistern_lifecycle_last_run_timestamp_seconds',
+    help: 'When the lifecycle runner last finished',
+    registers: [this.registry],
+  });
   readonly rateLimitRemaining: Gauge<"identity"> = new Gauge({
     name: 'cistern_upstream_ratelimit_remaining',
     help: 'Pulls left in the upstream rate-limit window, per upstream identity (rule:user)',

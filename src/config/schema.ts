@@ -165,6 +165,13 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    lifecycle: z
+      .object({
+        /** How often every repository's lifecycle policy is applied. */
+        interval: duration.default(3_600_000),
+      })
+      .strict()
+      .prefault({}),
     aws: z
       .object({
         /** Region and account id in ARNs, and the region SigV4 signatures must name. */

@@ -10,6 +10,8 @@ import type { AccessCheck } from './access.ts';
 import type { AwsIdentity } from './context.ts';
 import { AwsError } from './errors.ts';
 import { imageOperations } from './images.ts';
+import { lifecyclePreviewOperations } from './lifecycle-preview.ts';
+import type { LifecycleRunner } from '../policy/lifecycle-runner.ts';
 import { createAwsJsonApi } from './json-protocol.ts';
 import { pullThroughRuleOperations } from './pull-through-rules.ts';
 import { repositoryOperations } from './repositories.ts';
@@ -26,6 +28,7 @@ export interface EcrApiOptions {
   accessControl: AccessControl;
   allowedUpstreams: string[];
   reloadRules: () => Promise<void>;
+  lifecycle: LifecycleRunner;
   validateRule: (prefix: string) => Promise<string | undefined>;
   publicUrl: () => string;
   now: () => Date;
@@ -59,6 +62,7 @@ export function createEcrApi(options: EcrApiOptions): RequestHandler {
           ...templateOperations({ aws, metadata, access, now }),
           ...repositoryOperations({ aws, metadata, local: options.local, identities: options.identities, access, publicUrl: options.publicUrl, now }),
           ...imageOperations({ aws, metadata, registry: options.registry, access, publicUrl: options.publicUrl }),
+          ...lifecyclePreviewOperations({ aws, metadata, runner: options.lifecycle, access }),
         },
       },
       {

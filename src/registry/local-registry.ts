@@ -46,6 +46,11 @@ export class LocalRegistry implements Registry {
     await this.pulls.close();
   }
 
+  /** Writes pending last-pull times now (before lifecycle rules that read them). */
+  flushPulls(): Promise<void> {
+    return this.pulls.flush();
+  }
+
   catalog(page: PageRequest): Promise<string[]> {
     return this.metadata.repositories.list(page);
   }

@@ -103,6 +103,10 @@ export interface ManifestSummary {
   tags: string[];
   /** Total size of the blobs the manifest references, as far as the repository holds them. */
   blobBytes: number;
+  /** Child manifests, when this is an index. */
+  children: Digest[];
+  /** A platform manifest of an index in the same repository: it lives and dies with its index. */
+  inIndex: boolean;
   pushedAt: Date;
   lastPulledAt?: Date;
 }

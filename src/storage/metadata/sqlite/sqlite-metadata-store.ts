@@ -244,7 +244,11 @@ class SqliteManifests implements ManifestMetadata {
                 (SELECT group_concat(t.name, char(10)) FROM tags t WHERE t.repository_id = m.repository_id AND t.digest = m.digest) AS tags,
                 (SELECT COALESCE(SUM(b.size), 0) FROM manifest_references mr
                    JOIN blob_links b ON b.repository_id = m.repository_id AND b.digest = mr.digest
-                  WHERE mr.manifest_id = m.id AND mr.kind = 'blob') AS blob_bytes
+                  WHERE mr.manifest_id = m.id AND mr.kind = 'blob') AS blob_bytes,
+                (SELECT group_concat(mr.digest, char(10)) FROM manifest_references mr
+                  WHERE mr.manifest_id = m.id AND mr.kind = 'manifest') AS children,
+                EXISTS (SELECT 1 FROM manifest_references mr JOIN manifests p ON p.id = mr.manifest_id
+                         WHERE p.repository_id = m.repository_id AND mr.kind = 'manifest' AND mr.digest = m.digest) AS in_index
            FROM manifests m JOIN repositories r ON r.id = m.repository_id
           WHERE r.name = ? ORDER BY m.pushed_at, m.digest`,
       )
@@ -256,6 +260,8 @@ class SqliteManifests implements ManifestMetadata {
       last_pulled_at: number | null;
       tags: string | null;
       blob_bytes: number;
+      children: string | null;
+      in_index: number;
     }[];
     return rows.map((row) => ({
       digest: row.digest as Digest,
@@ -263,6 +269,8 @@ class SqliteManifests implements ManifestMetadata {
       size: row.size,
       tags: row.tags ? row.tags.split('\n').sort() : [],
       blobBytes: row.blob_bytes,
+      children: row.children ? (row.children.split('\n') as Digest[]) : [],
+      inIndex: row.in_index === 1,
       pushedAt: new Date(row.pushed_at),
       ...(row.last_pulled_at !== null && { lastPulledAt: new Date(row.last_pulled_at) }),
     }));

@@ -1,0 +1,110 @@
+import type { Logger } from 'pino';
+import type { Digest } from '../domain/digest.ts';
+import type { RepositoryName } from '../domain/reference.ts';
+import type { Registry } from '../registry/registry.ts';
+import type { ManifestSummary, MetadataStore } from '../storage/metadata-store.ts';
+import { evaluateLifecycle, type Decision } from './evaluate.ts';
+import { parseLifecyclePolicy } from './lifecycle-policy.ts';
+
+export interface ExpiredImage extends Decision {
+  pushedAt: Date;
+}
+
+export interface LifecycleReport {
+  repository: string;
+  expired: ExpiredImage[];
+  dryRun: boolean;
+}
+
+export interface LifecycleRunnerOptions {
+  metadata: MetadataStore;
+  /** Deletions go through the composed registry, so caches above the store forget what is expired. */
+  registry: Registry;
+  /** Writes pending last-pull times, so sinceImagePulled rules see every pull. */
+  flushPulls: () => Promise<void>;
+  log: Logger;
+  now: () => Date;
+  onExpired?: (repository: string, count: number) => void;
+  onFinished?: (at: Date) => void;
+}
+
+/**
+ * Runs ECR lifecycle policies: evaluates each repository's policy with the pure evaluator, then expires
+ * what it selects. An image is a top-level manifest; an index's platform manifests live and die with it.
+ */
+export class LifecycleRunner {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<unknown> | undefined;
+
+  constructor(private readonly options: LifecycleRunnerOptions) {}
+
+  /** What `policyText` (or the repository's own policy) would expire now; changes nothing. */
+  async preview(repository: string, policyText: string): Promise<ExpiredImage[]> {
+    await this.options.flushPulls();
+    return this.evaluate(policyText, await this.options.metadata.manifests.list(repository));
+  }
+
+  async run(options: { repository?: string; dryRun?: boolean } = {}): Promise<LifecycleReport[]> {
+    const { metadata } = this.options;
+    await this.options.flushPulls();
+    const names = options.repository ? [options.repository] : await metadata.repositories.list({ limit: Number.MAX_SAFE_INTEGER });
+    const reports: LifecycleReport[] = [];
+    for (const name of names) {
+      const policy = (await metadata.repositories.get(name))?.settings?.lifecyclePolicy;
+      if (!policy) continue;
+      const manifests = await metadata.manifests.list(name);
+      const expired = this.evaluate(policy, manifests);
+      if (!options.dryRun) await this.expire(name as RepositoryName, expired, manifests);
+      if (expired.length > 0) {
+        this.options.log.info({ repository: name, expired: expired.map((e) => ({ digest: e.digest, tags: e.tags, rule: e.appliedRulePriority })), dryRun: !!options.dryRun }, 'lifecycle policy expired images');
+        if (!options.dryRun) this.options.onExpired?.(name, expired.length);
+      }
+      reports.push({ repository: name, expired, dryRun: !!options.dryRun });
+    }
+    if (!options.dryRun) this.options.onFinished?.(this.options.now());
+    return reports;
+  }
+
+  /** Runs every `intervalMs`; a run still going when the next is due is not doubled. */
+  start(intervalMs: number): void {
+    this.timer = setInterval(() => {
+      this.running ??= this.run()
+        .catch((err: unknown) => this.options.log.error({ err }, 'lifecycle run failed'))
+        .finally(() => (this.running = undefined));
+    }, intervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  private evaluate(policyText: string, manifests: ManifestSummary[]): ExpiredImage[] {
+    const images = manifests.filter((m) => !m.inIndex);
+    const pushed = new Map(images.map((m) => [m.digest as string, m.pushedAt]));
+    const decisions = evaluateLifecycle(
+      parseLifecyclePolicy(policyText),
+      images.map((m) => ({ digest: m.digest, tags: m.tags, pushedAt: m.pushedAt, lastPulledAt: m.lastPulledAt, sizeBytes: m.size + m.blobBytes })),
+      this.options.now(),
+    );
+    return decisions.map((d) => ({ ...d, pushedAt: pushed.get(d.digest)! }));
+  }
+
+  /** Deletes each expired image, then platform manifests no remaining index or tag holds. */
+  private async expire(repository: RepositoryName, expired: ExpiredImage[], manifests: ManifestSummary[]): Promise<void> {
+    const byDigest = new Map(manifests.map((m) => [m.digest as string, m]));
+    const orphans = new Set<Digest>();
+    for (const image of expired) {
+      await this.options.registry.deleteManifest(repository, { kind: 'digest', digest: image.digest as Digest }).catch(() => {});
+      for (const child of byDigest.get(image.digest)?.children ?? []) orphans.add(child);
+    }
+    if (orphans.size === 0) return;
+    const remaining = await this.options.metadata.manifests.list(repository);
+    for (const manifest of remaining) {
+      if (orphans.has(manifest.digest) && !manifest.inIndex && manifest.tags.length === 0) {
+        await this.options.registry.deleteManifest(repository, { kind: 'digest', digest: manifest.digest }).catch(() => {});
+      }
+    }
+  }
+}

@@ -19,6 +19,8 @@ import { createEcrApi } from './ecr/api.ts';
 import { UpstreamFailure } from './upstream/failure.ts';
 import { createOciApi } from './oci/api.ts';
 import { LocalRegistry } from './registry/local-registry.ts';
+import { BlobLocks } from './registry/blob-locks.ts';
+import { GarbageCollector } from './registry/garbage-collector.ts';
 import { CredentialStore } from './secrets/credentials.ts';
 import { requestId, startHttpServer, type RequestHandler } from './server/http-server.ts';
 import { openStores } from './stores.ts';
@@ -27,6 +29,7 @@ import { QuotaTracker } from './upstream/quota.ts';
 
 export interface App {
   url: string;
+  gc: GarbageCollector;
   lifecycle: LifecycleRunner;
   identities: IdentityService;
   registry: PullThroughRegistry;
@@ -55,9 +58,11 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const identities = new IdentityService(metadata.identities, box, now);
   await seedFromConfig(config, metadata, credentials, log, now());
 
+  const locks = new BlobLocks();
   const local = new LocalRegistry({
     blobs,
     metadata,
+    locks,
     manifestCacheBytes: config.cache.manifestMemory,
     pullFlushIntervalMs: config.cache.pullTimeFlushInterval,
     now,
@@ -160,6 +165,27 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     onFinished: (at) => metrics.lifecycleLastRun.set(at.getTime() / 1000),
   });
   lifecycle.start(config.lifecycle.interval);
+  const gc = new GarbageCollector({
+    metadata,
+    blobs,
+    locks,
+    graceMs: config.gc.grace,
+    now,
+    log,
+    onCollected: (report) => {
+      metrics.gcBytesReclaimed.inc(report.bytesReclaimed);
+      metrics.gcLastRun.set(now().getTime() / 1000);
+    },
+  });
+  let collecting: Promise<unknown> | undefined;
+  const gcTimer = setInterval(() => {
+    collecting ??= gc
+      .run()
+      .then(() => local.expireUploads(config.uploads.expireAfter))
+      .catch((err: unknown) => log.error({ err }, 'garbage collection failed'))
+      .finally(() => (collecting = undefined));
+  }, config.gc.interval);
+  gcTimer.unref();
   const validateRule = async (prefix: string): Promise<string | undefined> => {
     await reloadRules();
     try {
@@ -225,6 +251,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   log.info({ url: http.url, storage: directory, cacheRules: rules.rules.map((r) => r.prefix) }, 'listening');
   return {
     url: http.url,
+    gc,
     lifecycle,
     identities,
     registry,
@@ -234,6 +261,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     reloadRules,
     async close() {
       clearInterval(sweeper);
+      clearInterval(gcTimer);
+      await collecting;
       await lifecycle.stop();
       await http.close(config.http.shutdownGrace);
       await fills.drain();

@@ -70,6 +70,16 @@ export class Metrics {
     help: 'When the lifecycle runner last finished',
     registers: [this.registry],
   });
+  readonly gcBytesReclaimed = new Counter({
+    name: 'cistern_gc_bytes_reclaimed_total',
+    help: 'Blob bytes deleted by garbage collection',
+    registers: [this.registry],
+  });
+  readonly gcLastRun = new Gauge({
+    name: 'cistern_gc_last_run_timestamp_seconds',
+    help: 'When garbage collection last finished',
+    registers: [this.registry],
+  });
   readonly rateLimitRemaining: Gauge<"identity"> = new Gauge({
     name: 'cistern_upstream_ratelimit_remaining',
     help: 'Pulls left in the upstream rate-limit window, per upstream identity (rule:user)',

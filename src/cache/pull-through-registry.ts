@@ -225,8 +225,7 @@ export class PullThroughRegistry implements Registry {
     }
     const stored = await this.options.blobs.stat(digest);
     if (!stored || !(await this.options.metadata.manifests.referencesBlob(repository, digest))) return undefined;
-    await this.local.linkBlob(repository, digest, stored.size);
-    return stored;
+    return (await this.local.linkBlob(repository, digest, stored.size)) ? stored : undefined;
   }
 
   deleteBlob(repository: RepositoryName, digest: Digest): Promise<void> {

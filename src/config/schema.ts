@@ -165,6 +165,15 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    gc: z
+      .object({
+        /** How often unreferenced blobs are collected. */
+        interval: duration.default(6 * 3_600_000),
+        /** Blobs and links younger than this are never collected: a push's blobs wait this long for their manifest. */
+        grace: duration.default(3_600_000),
+      })
+      .strict()
+      .prefault({}),
     lifecycle: z
       .object({
         /** How often every repository's lifecycle policy is applied. */

@@ -7,6 +7,7 @@ import type { Reference, RepositoryName } from '../domain/reference.ts';
 import type { BlobInfo, BlobStore } from '../storage/blob-store.ts';
 import type { MetadataStore, PageRequest, TagState } from '../storage/metadata-store.ts';
 import { ByteLru } from './byte-lru.ts';
+import type { BlobLocks } from './blob-locks.ts';
 import { PullRecorder } from './pull-recorder.ts';
 import type { BlobRead, BlobReadOptions, PullOptions, Registry, StoredManifest, UploadStatus } from './registry.ts';
 
@@ -17,6 +18,8 @@ export interface LocalRegistryOptions {
   manifestCacheBytes: number;
   /** How often last-pull times are written. */
   pullFlushIntervalMs: number;
+  /** Shared with garbage collection: making a blob reachable and deleting it never interleave. */
+  locks: BlobLocks;
   now?: () => Date;
   onBackgroundError?: (err: unknown) => void;
 }
@@ -25,6 +28,7 @@ export interface LocalRegistryOptions {
 export class LocalRegistry implements Registry {
   private readonly blobs: BlobStore;
   private readonly metadata: MetadataStore;
+  private readonly locks: BlobLocks;
   private readonly now: () => Date;
   private readonly manifestCache: ByteLru<StoredManifest>;
   /** Tag to digest; small entries, so counted at a nominal size. */
@@ -36,6 +40,7 @@ export class LocalRegistry implements Registry {
   constructor(options: LocalRegistryOptions) {
     this.blobs = options.blobs;
     this.metadata = options.metadata;
+    this.locks = options.locks;
     this.now = options.now ?? (() => new Date());
     this.manifestCache = new ByteLru(options.manifestCacheBytes);
     this.tagCache = new ByteLru(Math.max(1024, options.manifestCacheBytes / 8));
@@ -183,8 +188,12 @@ export class LocalRegistry implements Registry {
   }
 
   /** Gives a repository access to a blob already in the store. */
-  async linkBlob(repository: RepositoryName, digest: Digest, size: number): Promise<void> {
-    await this.metadata.blobLinks.link(repository, digest, size, this.now());
+  async linkBlob(repository: RepositoryName, digest: Digest, size: number): Promise<boolean> {
+    return this.locks.with(digest, async () => {
+      if (!(await this.blobs.stat(digest))) return false;
+      await this.metadata.blobLinks.link(repository, digest, size, this.now());
+      return true;
+    });
   }
 
   async deleteManifest(repository: RepositoryName, reference: Reference): Promise<void> {
@@ -283,15 +292,18 @@ export class LocalRegistry implements Registry {
     await this.session(repository, id);
     return this.exclusively(id, async () => {
       if (body) await this.append(id, body, options);
-      let blob: BlobInfo;
-      try {
-        blob = await this.blobs.commitUpload(id, digest);
-      } catch (err) {
-        // A failed verification discards the upload: nothing of it is kept.
-        if (err instanceof RegistryError && err.code === 'DIGEST_INVALID') await this.metadata.uploads.delete(id);
-        throw err;
-      }
-      await this.metadata.blobLinks.link(repository, digest, blob.size, this.now());
+      const blob = await this.locks.with(digest, async () => {
+        let committed: BlobInfo;
+        try {
+          committed = await this.blobs.commitUpload(id, digest);
+        } catch (err) {
+          // A failed verification discards the upload: nothing of it is kept.
+          if (err instanceof RegistryError && err.code === 'DIGEST_INVALID') await this.metadata.uploads.delete(id);
+          throw err;
+        }
+        await this.metadata.blobLinks.link(repository, digest, committed.size, this.now());
+        return committed;
+      });
       failpoint('upload-after-link');
       await this.metadata.uploads.delete(id);
       return blob;
@@ -306,8 +318,7 @@ export class LocalRegistry implements Registry {
 
   async mountBlob(repository: RepositoryName, digest: Digest, from: RepositoryName): Promise<BlobInfo | undefined> {
     const size = await this.metadata.blobLinks.get(from, digest);
-    if (size === undefined || !(await this.blobs.stat(digest))) return undefined;
-    await this.metadata.blobLinks.link(repository, digest, size, this.now());
+    if (size === undefined || !(await this.linkBlob(repository, digest, size))) return undefined;
     return { digest, size };
   }
 

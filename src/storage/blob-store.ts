@@ -38,8 +38,8 @@ export interface BlobStore {
   /** Throws BLOB_UNKNOWN when absent. The stream ends early with an error if `signal` aborts. */
   read(digest: Digest, options?: { range?: ByteRange; signal?: AbortSignal }): Promise<Readable>;
   delete(digest: Digest): Promise<boolean>;
-  /** Every committed blob, in no particular order (for garbage collection). */
-  list(): AsyncIterable<BlobInfo>;
+  /** Every committed blob, in no particular order, with when it was written (for garbage collection). */
+  list(): AsyncIterable<BlobInfo & { modifiedAt: Date }>;
 
   startUpload(): Promise<string>;
   /**

@@ -131,6 +131,11 @@ export interface BlobLinkMetadata {
   get(repository: string, digest: Digest): Promise<number | undefined>;
   link(repository: string, digest: Digest, size: number, at: Date): Promise<void>;
   unlink(repository: string, digest: Digest): Promise<boolean>;
+  /** Links older than `before` that no manifest of their repository references (garbage candidates). */
+  unreferenced(before: Date): Promise<{ repository: string; digest: Digest }[]>;
+  /** Digests some manifest references or some repository linked at or after `linkedSince`: what GC keeps. */
+  liveDigests(linkedSince: Date): Promise<Set<string>>;
+  isLive(digest: Digest): Promise<boolean>;
 }
 
 export interface UploadMetadata {

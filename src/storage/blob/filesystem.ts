@@ -82,12 +82,12 @@ export class FilesystemBlobStore implements BlobStore {
     }
   }
 
-  async *list(): AsyncIterable<BlobInfo> {
+  async *list(): AsyncIterable<BlobInfo & { modifiedAt: Date }> {
     for (const algorithm of await readdirOrEmpty(this.blobsDir)) {
       for (const prefix of await readdirOrEmpty(join(this.blobsDir, algorithm))) {
         for (const hex of await readdirOrEmpty(join(this.blobsDir, algorithm, prefix))) {
           const info = await stat(join(this.blobsDir, algorithm, prefix, hex)).catch(() => undefined);
-          if (info) yield { digest: `${algorithm}:${hex}` as Digest, size: info.size };
+          if (info) yield { digest: `${algorithm}:${hex}` as Digest, size: info.size, modifiedAt: info.mtime };
         }
       }
     }

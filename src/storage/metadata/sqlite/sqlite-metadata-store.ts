@@ -389,6 +389,31 @@ class SqliteBlobLinks implements BlobLinkMetadata {
       .run(digest, repository);
     return result.changes > 0;
   }
+
+  async unreferenced(before: Date): Promise<{ repository: string; digest: Digest }[]> {
+    return this.db
+      .prepare(
+        `SELECT r.name AS repository, b.digest FROM blob_links b JOIN repositories r ON r.id = b.repository_id
+          WHERE b.linked_at < ? AND NOT EXISTS (
+            SELECT 1 FROM manifest_references mr JOIN manifests m ON m.id = mr.manifest_id
+             WHERE m.repository_id = b.repository_id AND mr.digest = b.digest AND mr.kind = 'blob')`,
+      )
+      .all(before.getTime()) as { repository: string; digest: Digest }[];
+  }
+
+  async liveDigests(linkedSince: Date): Promise<Set<string>> {
+    const live = new Set<string>();
+    for (const digest of this.db.prepare('SELECT DISTINCT digest FROM blob_links WHERE linked_at >= ?').pluck().iterate(linkedSince.getTime())) live.add(digest as string);
+    for (const digest of this.db.prepare("SELECT DISTINCT digest FROM manifest_references WHERE kind = 'blob'").pluck().iterate()) live.add(digest as string);
+    return live;
+  }
+
+  async isLive(digest: Digest): Promise<boolean> {
+    return (
+      this.db.prepare('SELECT 1 FROM blob_links WHERE digest = ? LIMIT 1').get(digest) !== undefined ||
+      this.db.prepare("SELECT 1 FROM manifest_references WHERE digest = ? AND kind = 'blob' LIMIT 1").get(digest) !== undefined
+    );
+  }
 }
 
 class SqliteUploads implements UploadMetadata {

@@ -9,6 +9,7 @@ declare -A needs=(
   [/usr/bin/wrk]=wrk
   [/usr/bin/ab]=apache2-utils
   [/usr/bin/aws]=awscli
+  [/usr/bin/age]=age
 )
 missing=()
 for program in "${!needs[@]}"; do

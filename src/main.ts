@@ -3,6 +3,8 @@ import { Command } from 'commander';
 import { startApp } from './app.ts';
 import { loadConfigFile } from './config/load.ts';
 import { addIdentityCommands } from './cli/identity-commands.ts';
+import { addMaintenanceCommands } from './cli/maintenance-commands.ts';
+import { addApplyCommand } from './cli/apply-command.ts';
 
 const program = new Command('cistern').description('A container registry and pull-through cache');
 
@@ -39,6 +41,8 @@ program
   });
 
 addIdentityCommands(program);
+addMaintenanceCommands(program);
+addApplyCommand(program);
 
 program.parseAsync().catch((err: unknown) => {
   console.error(err instanceof Error ? err.message : err);

@@ -33,7 +33,8 @@ export function templateOperations(deps: TemplateDeps): Record<string, Operation
 
   const describe = (t: CreationTemplateRecord) => ({
     prefix: t.prefix,
-    ...(t.body as Record<string, unknown>),
+    // Cistern's own bookkeeping (who applied it, scan-on-pull) is not part of ECR's shape.
+    ...Object.fromEntries(Object.entries(t.body).filter(([key]) => key !== 'appliedBy' && key !== 'scanOnPull')),
     encryptionConfiguration: { encryptionType: 'AES256' },
     createdAt: t.createdAt,
     updatedAt: t.updatedAt,

@@ -3,7 +3,7 @@ import { Agent } from 'undici';
 import { BlobFills } from './cache/blob-fill.ts';
 import { mirroredName } from './cache/mirror.ts';
 import { PullThroughRegistry } from './cache/pull-through-registry.ts';
-import { ruleFromRecord, RuleSet } from './cache/rules.ts';
+import { ruleFromRecord, RuleSet, type CacheRule } from './cache/rules.ts';
 import { seedFromConfig } from './cache/seed.ts';
 import { TemplateResolver } from './cache/templates.ts';
 import type { Config } from './config/schema.ts';
@@ -73,15 +73,23 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const dispatcher = new Agent({ connections: pull.concurrency, keepAliveTimeout: 30_000 });
   const quota = new QuotaTracker(() => now().getTime());
   let rules = new RuleSet([]);
-  let upstreams = new Map<string, UpstreamClient>();
+  /** Upstream clients by rule prefix, with the rule they were made for: kept while the rule is unchanged. */
+  const upstreams = new Map<string, { key: string; client: UpstreamClient }>();
+  const clientKey = (rule: CacheRule) => JSON.stringify([rule.upstreamUrl, rule.kind, rule.credentialSecret, rule.concurrency]);
   const reloadRules = async () => {
     const records = await metadata.cacheRules.list();
     rules = new RuleSet(records.map((r) => ruleFromRecord(r, { freshnessMs: pull.freshness, concurrency: pull.concurrency })));
-    upstreams = new Map();
+    for (const [prefix, entry] of upstreams) {
+      const rule = rules.get(prefix);
+      if (!rule || clientKey(rule) !== entry.key) upstreams.delete(prefix);
+    }
   };
   await reloadRules();
+  // Rules changed elsewhere (cistern apply, another instance's API) take effect within this interval.
+  const ruleTimer = setInterval(() => void reloadRules().catch((err: unknown) => log.error({ err }, 'reloading cache rules failed')), 15_000);
+  ruleTimer.unref();
   const upstreamFor = (prefix: string): UpstreamClient => {
-    let client = upstreams.get(prefix);
+    let client = upstreams.get(prefix)?.client;
     if (!client) {
       const rule = rules.get(prefix);
       if (!rule) throw new Error(`no cache rule ${prefix}`);
@@ -101,7 +109,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
         now: () => now().getTime(),
         onRequest: ({ method, kind, status }) => metrics.upstreamRequests.inc({ rule: prefix, method, kind, status: String(status) }),
       });
-      upstreams.set(prefix, client);
+      upstreams.set(prefix, { key: clientKey(rule), client });
     }
     return client;
   };
@@ -262,6 +270,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     async close() {
       clearInterval(sweeper);
       clearInterval(gcTimer);
+      clearInterval(ruleTimer);
       await collecting;
       await lifecycle.stop();
       await http.close(config.http.shutdownGrace);

@@ -1,6 +1,7 @@
 import { pino, type Logger } from 'pino';
 import { Agent } from 'undici';
 import { BlobFills } from './cache/blob-fill.ts';
+import { Evictor } from './cache/eviction.ts';
 import { mirroredName } from './cache/mirror.ts';
 import { PullThroughRegistry } from './cache/pull-through-registry.ts';
 import { ruleFromRecord, RuleSet, type CacheRule } from './cache/rules.ts';
@@ -29,6 +30,7 @@ import { QuotaTracker } from './upstream/quota.ts';
 
 export interface App {
   url: string;
+  evictor: Evictor;
   gc: GarbageCollector;
   lifecycle: LifecycleRunner;
   identities: IdentityService;
@@ -185,6 +187,30 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       metrics.gcLastRun.set(now().getTime() / 1000);
     },
   });
+  const evictor = new Evictor({
+    metadata,
+    registry,
+    gc,
+    rules: () => rules,
+    ...(config.storageBudget.maxBytes !== undefined && { maxBytes: config.storageBudget.maxBytes }),
+    protectMs: config.storageBudget.protectPulledWithin,
+    flushPulls: () => local.flushPulls(),
+    now,
+    log,
+    onEvicted: (rule, count) => metrics.imagesEvicted.inc({ rule }, count),
+  });
+  metrics.sources.storedBytes = async () => [
+    ['', await metadata.blobLinks.storedBytes()],
+    ...(await Promise.all(rules.rules.map(async (r): Promise<[string, number]> => [r.prefix, await metadata.blobLinks.storedBytes(r.prefix)]))),
+  ];
+  let evicting: Promise<unknown> | undefined;
+  const evictTimer = setInterval(() => {
+    evicting ??= evictor
+      .run()
+      .catch((err: unknown) => log.error({ err }, 'eviction failed'))
+      .finally(() => (evicting = undefined));
+  }, config.storageBudget.interval);
+  evictTimer.unref();
   let collecting: Promise<unknown> | undefined;
   const gcTimer = setInterval(() => {
     collecting ??= gc
@@ -259,6 +285,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   log.info({ url: http.url, storage: directory, cacheRules: rules.rules.map((r) => r.prefix) }, 'listening');
   return {
     url: http.url,
+    evictor,
     gc,
     lifecycle,
     identities,
@@ -271,6 +298,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       clearInterval(sweeper);
       clearInterval(gcTimer);
       clearInterval(ruleTimer);
+      clearInterval(evictTimer);
+      await evicting;
       await collecting;
       await lifecycle.stop();
       await http.close(config.http.shutdownGrace);

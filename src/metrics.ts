@@ -7,9 +7,10 @@ import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetr
 export class Metrics {
   readonly registry = new PromRegistry();
   /** Read when metrics are scraped; the composition root points them at the live components. */
-  readonly sources: { fillsInFlight: () => number; rateLimits: () => [string, number][] } = {
+  readonly sources: { fillsInFlight: () => number; rateLimits: () => [string, number][]; storedBytes: () => Promise<[string, number][]> } = {
     fillsInFlight: () => 0,
     rateLimits: () => [],
+    storedBytes: async () => [],
   };
 
   readonly requests = new Counter({
@@ -70,6 +71,12 @@ export class Metrics {
     help: 'When the lifecycle runner last finished',
     registers: [this.registry],
   });
+  readonly imagesEvicted = new Counter({
+    name: 'cistern_cache_images_evicted_total',
+    help: 'Cached images evicted for budgets or disuse, by rule',
+    labelNames: ['rule'] as const,
+    registers: [this.registry],
+  });
   readonly gcBytesReclaimed = new Counter({
     name: 'cistern_gc_bytes_reclaimed_total',
     help: 'Blob bytes deleted by garbage collection',
@@ -87,6 +94,16 @@ export class Metrics {
     registers: [this.registry],
     collect: () => {
       for (const [identity, remaining] of this.sources.rateLimits()) this.rateLimitRemaining.set({ identity }, remaining);
+    },
+  });
+
+  readonly storedBytes: Gauge<'rule'> = new Gauge({
+    name: 'cistern_store_bytes',
+    help: 'Bytes of distinct blobs held, per cache rule (rule="" for the whole store)',
+    labelNames: ['rule'] as const,
+    registers: [this.registry],
+    collect: async () => {
+      for (const [rule, bytes] of await this.sources.storedBytes()) this.storedBytes.set({ rule }, bytes);
     },
   });
 

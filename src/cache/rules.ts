@@ -11,6 +11,8 @@ export interface CacheRule {
   credentialSecret?: string;
   freshnessMs: number;
   concurrency: number;
+  maxBytes?: number;
+  evictAfterUnusedDays?: number;
 }
 
 export interface RuleMatch {
@@ -22,7 +24,7 @@ export interface RuleMatch {
 export const ROOT = 'ROOT';
 
 export function ruleFromRecord(record: CacheRuleRecord, defaults: { freshnessMs: number; concurrency: number }): CacheRule {
-  const settings = record.settings as { freshnessMs?: number; concurrency?: number };
+  const settings = record.settings as { freshnessMs?: number; concurrency?: number; maxBytes?: number; evictAfterUnusedDays?: number };
   return {
     prefix: record.prefix,
     upstreamUrl: record.upstreamUrl,
@@ -31,6 +33,8 @@ export function ruleFromRecord(record: CacheRuleRecord, defaults: { freshnessMs:
     ...(record.credentialSecret && { credentialSecret: record.credentialSecret }),
     freshnessMs: settings.freshnessMs ?? defaults.freshnessMs,
     concurrency: settings.concurrency ?? defaults.concurrency,
+    ...(settings.maxBytes !== undefined && { maxBytes: settings.maxBytes }),
+    ...(settings.evictAfterUnusedDays !== undefined && { evictAfterUnusedDays: settings.evictAfterUnusedDays }),
   };
 }
 

@@ -28,6 +28,8 @@ export async function seedFromConfig(config: Config, metadata: MetadataStore, cr
         settings: {
           ...(entry.freshness !== undefined && { freshnessMs: entry.freshness }),
           ...(entry.concurrency !== undefined && { concurrency: entry.concurrency }),
+          ...(entry.maxBytes !== undefined && { maxBytes: entry.maxBytes }),
+          ...(entry.evictAfterUnusedDays !== undefined && { evictAfterUnusedDays: entry.evictAfterUnusedDays }),
         },
         source: 'config',
       },

@@ -57,6 +57,10 @@ const registryEntry = z
     upstreamPrefix: z.string().optional(),
     freshness: duration.optional(),
     concurrency: z.number().int().min(1).max(1000).optional(),
+    /** Disk budget for this rule's cached images; least recently pulled go first. */
+    maxBytes: byteSize.optional(),
+    /** Evict cached images nobody pulled for this many days. */
+    evictAfterUnusedDays: z.number().int().min(1).optional(),
   })
   .strict()
   .refine((entry) => (entry.username === undefined) === (entry.accessToken === undefined), {
@@ -162,6 +166,17 @@ export const configSchema = z
         bootstrapAdmin: z.boolean().default(false),
         /** Lifetime of registry bearer tokens from /v2/token. */
         tokenLifetime: duration.default(300_000),
+      })
+      .strict()
+      .prefault({}),
+    storageBudget: z
+      .object({
+        /** Budget for the whole store; when exceeded, cached images (never pushed ones) are evicted, least recently pulled first. */
+        maxBytes: byteSize.optional(),
+        /** Images pulled within this window are never evicted. */
+        protectPulledWithin: duration.default(3_600_000),
+        /** How often budgets and evictAfterUnusedDays are enforced. */
+        interval: duration.default(15 * 60_000),
       })
       .strict()
       .prefault({}),

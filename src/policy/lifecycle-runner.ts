@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Digest } from '../domain/digest.ts';
-import type { RepositoryName } from '../domain/reference.ts';
+import { deleteImages } from '../registry/delete-images.ts';
 import type { Registry } from '../registry/registry.ts';
 import type { ManifestSummary, MetadataStore } from '../storage/metadata-store.ts';
 import { evaluateLifecycle, type Decision } from './evaluate.ts';
@@ -54,7 +54,7 @@ export class LifecycleRunner {
       if (!policy) continue;
       const manifests = await metadata.manifests.list(name);
       const expired = this.evaluate(policy, manifests);
-      if (!options.dryRun) await this.expire(name as RepositoryName, expired, manifests);
+      if (!options.dryRun) await deleteImages(this.options.registry, metadata, name, expired.map((e) => e.digest as Digest));
       if (expired.length > 0) {
         this.options.log.info({ repository: name, expired: expired.map((e) => ({ digest: e.digest, tags: e.tags, rule: e.appliedRulePriority })), dryRun: !!options.dryRun }, 'lifecycle policy expired images');
         if (!options.dryRun) this.options.onExpired?.(name, expired.length);
@@ -89,22 +89,5 @@ export class LifecycleRunner {
       this.options.now(),
     );
     return decisions.map((d) => ({ ...d, pushedAt: pushed.get(d.digest)! }));
-  }
-
-  /** Deletes each expired image, then platform manifests no remaining index or tag holds. */
-  private async expire(repository: RepositoryName, expired: ExpiredImage[], manifests: ManifestSummary[]): Promise<void> {
-    const byDigest = new Map(manifests.map((m) => [m.digest as string, m]));
-    const orphans = new Set<Digest>();
-    for (const image of expired) {
-      await this.options.registry.deleteManifest(repository, { kind: 'digest', digest: image.digest as Digest }).catch(() => {});
-      for (const child of byDigest.get(image.digest)?.children ?? []) orphans.add(child);
-    }
-    if (orphans.size === 0) return;
-    const remaining = await this.options.metadata.manifests.list(repository);
-    for (const manifest of remaining) {
-      if (orphans.has(manifest.digest) && !manifest.inIndex && manifest.tags.length === 0) {
-        await this.options.registry.deleteManifest(repository, { kind: 'digest', digest: manifest.digest }).catch(() => {});
-      }
-    }
   }
 }

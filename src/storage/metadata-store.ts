@@ -136,6 +136,8 @@ export interface BlobLinkMetadata {
   /** Digests some manifest references or some repository linked at or after `linkedSince`: what GC keeps. */
   liveDigests(linkedSince: Date): Promise<Set<string>>;
   isLive(digest: Digest): Promise<boolean>;
+  /** Bytes of the distinct blobs linked by repositories of a cache rule (or by every repository). */
+  storedBytes(cacheRule?: string): Promise<number>;
 }
 
 export interface UploadMetadata {

@@ -408,6 +408,16 @@ class SqliteBlobLinks implements BlobLinkMetadata {
     return live;
   }
 
+  async storedBytes(cacheRule?: string): Promise<number> {
+    const sql =
+      cacheRule === undefined
+        ? 'SELECT COALESCE(SUM(size), 0) FROM (SELECT DISTINCT digest, size FROM blob_links)'
+        : `SELECT COALESCE(SUM(size), 0) FROM (SELECT DISTINCT b.digest, b.size FROM blob_links b
+             JOIN repositories r ON r.id = b.repository_id WHERE r.cache_rule = ?)`;
+    const statement = this.db.prepare(sql).pluck();
+    return (cacheRule === undefined ? statement.get() : statement.get(cacheRule)) as number;
+  }
+
   async isLive(digest: Digest): Promise<boolean> {
     return (
       this.db.prepare('SELECT 1 FROM blob_links WHERE digest = ? LIMIT 1').get(digest) !== undefined ||

@@ -3,6 +3,7 @@ import type { Digest } from '../domain/digest.ts';
 import type { BlobStore } from '../storage/blob-store.ts';
 import type { MetadataStore } from '../storage/metadata-store.ts';
 import type { BlobLocks } from './blob-locks.ts';
+import { failpoint } from '../failpoints.ts';
 
 export interface GcReport {
   linksRemoved: number;
@@ -61,6 +62,7 @@ export class GarbageCollector {
         if (await blobs.delete(blob.digest)) {
           report.blobsDeleted++;
           report.bytesReclaimed += blob.size;
+          failpoint('gc-after-delete');
         }
       });
     }

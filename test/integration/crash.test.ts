@@ -219,3 +219,40 @@ describe('crash consistency: kill -9 at any moment', () => {
     server = undefined;
   });
 });
+
+describe('crash consistency: garbage collection killed mid-sweep', () => {
+  it('a GC killed after its first delete leaves a consistent store, and the next run finishes the job', async () => {
+    const { execFile } = await import('node:child_process');
+    const { promisify } = await import('node:util');
+    const { fileURLToPath } = await import('node:url');
+    const run = promisify(execFile);
+    const root = fileURLToPath(new URL('../..', import.meta.url));
+    const directory = await mkdtemp(join(tmpdir(), 'cistern-gc-crash-'));
+    try {
+      let server = await startCisternProcess(directory);
+      const kept = await pushImage(server.url, 'gc/kept', 'v1', 'gc-kept', [MiB, 64 * 1024]);
+      for (let i = 0; i < 6; i++) await pushBlob(server.url, 'gc/orphans', blob(`gc-orphan-${i}`, 128 * 1024));
+      await server.stop();
+      // Grace 0 so the orphans are due at once; the config file is the one the test server used.
+      const config = join(directory, 'cistern.yaml');
+      const { readFile, writeFile } = await import('node:fs/promises');
+      await writeFile(config, `${await readFile(config, 'utf8')}gc: { grace: 0s }\n`);
+      const cli = (env: Record<string, string> = {}) => run(process.execPath, ['--import', 'tsx', join(root, 'src/main.ts'), 'gc', '--config', config], { cwd: root, env: { ...process.env, ...env } });
+      await assert.rejects(cli({ CISTERN_FAILPOINTS: 'gc-after-delete' }), (err: { signal?: string }) => err.signal === 'SIGKILL');
+      const afterCrash = await assertNoPartialBlobs(directory);
+      const { stdout } = await cli();
+      assert.match(stdout, /reclaimed 5 blobs/);
+      assert.equal(await assertNoPartialBlobs(directory), afterCrash - 5);
+      server = await startCisternProcess(directory);
+      try {
+        assert.equal(await assertPullable(server.url), 1);
+        const res = await fetch(`${server.url}/v2/gc/kept/manifests/v1`, { method: 'HEAD' });
+        assert.equal(res.headers.get('docker-content-digest'), kept.digest);
+      } finally {
+        await server.stop();
+      }
+    } finally {
+      await rm(directory, { recursive: true, force: true });
+    }
+  });
+});

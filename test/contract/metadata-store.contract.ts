@@ -903,6 +903,40 @@ export function metadataStoreContract(driverName: string, open: () => Promise<Me
       });
     });
 
+    describe('garbage-collection queries', () => {
+      it('unreferenced: old links no manifest of their repository references; liveDigests and isLive; storedBytes', async () => {
+        const used = manifest('gc-used');
+        const [config, layer] = used.references.blobs as [Digest, Digest];
+        const orphanOld = digestOf(Buffer.from('orphan old'));
+        const orphanNew = digestOf(Buffer.from('orphan new'));
+        const elsewhere = digestOf(Buffer.from('used elsewhere'));
+        await store.blobLinks.link('gc/a', config, 2, at(0));
+        await store.blobLinks.link('gc/a', layer, 32, at(0));
+        await store.blobLinks.link('gc/a', orphanOld, 1000, at(0));
+        await store.blobLinks.link('gc/a', orphanNew, 500, at(10_000));
+        await store.blobLinks.link('gc/b', layer, 32, at(0));
+        await store.repositories.create('gc/cache', { cacheRule: 'hub' }, at(0));
+        await store.blobLinks.link('gc/cache', elsewhere, 7, at(0));
+        await store.manifests.put({ ...used, repository: 'gc/a', tag: 'v1', at: at(1) });
+
+        const stale = (await store.blobLinks.unreferenced(at(5_000))).map((l) => `${l.repository} ${l.digest}`).sort();
+        assert.deepEqual(stale, [`gc/a ${orphanOld}`, `gc/b ${layer}`, `gc/cache ${elsewhere}`].sort());
+
+        const live = await store.blobLinks.liveDigests(at(5_000));
+        assert.ok(live.has(config) && live.has(layer), 'referenced by a manifest');
+        assert.ok(live.has(orphanNew), 'linked within the grace period');
+        assert.ok(!live.has(orphanOld) && !live.has(elsewhere));
+        assert.equal(await store.blobLinks.isLive(orphanOld), true, 'any link keeps it live until unlinked');
+        await store.blobLinks.unlink('gc/a', orphanOld);
+        assert.equal(await store.blobLinks.isLive(orphanOld), false);
+        assert.equal(await store.blobLinks.isLive(layer), true);
+
+        assert.equal(await store.blobLinks.storedBytes(), 2 + 32 + 500 + 7, 'distinct blobs across repositories');
+        assert.equal(await store.blobLinks.storedBytes('hub'), 7);
+        assert.equal(await store.blobLinks.storedBytes('none'), 0);
+      });
+    });
+
     describe('uploads', () => {
       it('create, get, touch, delete', async () => {
         const session: UploadSession = {

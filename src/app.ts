@@ -172,7 +172,10 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     log,
     now,
     onExpired: (_repository, count) => metrics.imagesExpired.inc(count),
-    onFinished: (at) => metrics.lifecycleLastRun.set(at.getTime() / 1000),
+    onFinished: (at, seconds) => {
+      metrics.lifecycleLastRun.set(at.getTime() / 1000);
+      metrics.lifecycleLastDuration.set(seconds);
+    },
   });
   lifecycle.start(config.lifecycle.interval);
   const gc = new GarbageCollector({
@@ -184,6 +187,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     log,
     onCollected: (report) => {
       metrics.gcBytesReclaimed.inc(report.bytesReclaimed);
+      metrics.gcLastDuration.set(report.seconds);
       metrics.gcLastRun.set(now().getTime() / 1000);
     },
   });

@@ -82,6 +82,16 @@ export class Metrics {
     help: 'Blob bytes deleted by garbage collection',
     registers: [this.registry],
   });
+  readonly gcLastDuration = new Gauge({
+    name: 'cistern_gc_last_duration_seconds',
+    help: 'How long the last garbage collection took',
+    registers: [this.registry],
+  });
+  readonly lifecycleLastDuration = new Gauge({
+    name: 'cistern_lifecycle_last_duration_seconds',
+    help: 'How long the last lifecycle run took',
+    registers: [this.registry],
+  });
   readonly gcLastRun = new Gauge({
     name: 'cistern_gc_last_run_timestamp_seconds',
     help: 'When garbage collection last finished',

@@ -105,7 +105,13 @@ export function imageOperations(deps: ImageDeps): Record<string, Operation> {
       for (const id of input.imageIds) {
         const reference: Reference = id.imageDigest && isDigest(id.imageDigest) ? { kind: 'digest', digest: id.imageDigest as Digest } : { kind: 'tag', tag: parseTag(id.imageTag ?? '') };
         try {
-          const manifest = await registry.getManifest(name, reference);
+          // As on the registry API: fetching from upstream needs the import permission (and creating the repository).
+          const manifest = await registry.getManifest(name, reference, {
+            guard: async (creating) => {
+              await deps.access(principal, 'ecr:BatchImportUpstreamImage', repositoryArn(aws, name));
+              if (creating) await deps.access(principal, 'ecr:CreateRepository', repositoryArn(aws, name));
+            },
+          });
           if (id.imageDigest && id.imageTag && manifest.digest !== id.imageDigest) {
             failures.push(failure(id, 'ImageTagDoesNotMatchDigest', 'Tag does not match digest'));
             continue;

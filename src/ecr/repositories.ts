@@ -169,7 +169,12 @@ export function repositoryOperations(deps: RepositoryDeps): Record<string, Opera
       await deps.access(principal, 'ecr:GetLifecyclePolicy', repositoryArn(aws, input.repositoryName));
       const repo = await existing(input.repositoryName);
       if (!repo.settings?.lifecyclePolicy) throw policyNotFound(aws, input.repositoryName);
-      return { registryId: aws.accountId, repositoryName: repo.name, lifecyclePolicyText: repo.settings.lifecyclePolicy };
+      return {
+        registryId: aws.accountId,
+        repositoryName: repo.name,
+        lifecyclePolicyText: repo.settings.lifecyclePolicy,
+        ...(repo.settings.lifecycleEvaluatedAt && { lastEvaluatedAt: new Date(repo.settings.lifecycleEvaluatedAt) }),
+      };
     },
 
     async DeleteLifecyclePolicy(raw, { principal }) {

@@ -25,7 +25,7 @@ export interface LifecycleRunnerOptions {
   log: Logger;
   now: () => Date;
   onExpired?: (repository: string, count: number) => void;
-  onFinished?: (at: Date) => void;
+  onFinished?: (at: Date, seconds: number) => void;
 }
 
 /**
@@ -46,6 +46,7 @@ export class LifecycleRunner {
 
   async run(options: { repository?: string; dryRun?: boolean } = {}): Promise<LifecycleReport[]> {
     const { metadata } = this.options;
+    const started = Date.now();
     await this.options.flushPulls();
     const names = options.repository ? [options.repository] : await metadata.repositories.list({ limit: Number.MAX_SAFE_INTEGER });
     const reports: LifecycleReport[] = [];
@@ -54,14 +55,19 @@ export class LifecycleRunner {
       if (!policy) continue;
       const manifests = await metadata.manifests.list(name);
       const expired = this.evaluate(policy, manifests);
-      if (!options.dryRun) await deleteImages(this.options.registry, metadata, name, expired.map((e) => e.digest as Digest));
+      if (!options.dryRun) {
+        await deleteImages(this.options.registry, metadata, name, expired.map((e) => e.digest as Digest));
+        // Recorded for GetLifecyclePolicy's lastEvaluatedAt.
+        const settings = (await metadata.repositories.get(name))?.settings ?? {};
+        await metadata.repositories.updateSettings(name, { ...settings, lifecycleEvaluatedAt: this.options.now().toISOString() });
+      }
       if (expired.length > 0) {
         this.options.log.info({ repository: name, expired: expired.map((e) => ({ digest: e.digest, tags: e.tags, rule: e.appliedRulePriority })), dryRun: !!options.dryRun }, 'lifecycle policy expired images');
         if (!options.dryRun) this.options.onExpired?.(name, expired.length);
       }
       reports.push({ repository: name, expired, dryRun: !!options.dryRun });
     }
-    if (!options.dryRun) this.options.onFinished?.(this.options.now());
+    if (!options.dryRun) this.options.onFinished?.(this.options.now(), (Date.now() - started) / 1000);
     return reports;
   }
 

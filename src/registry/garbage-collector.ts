@@ -6,6 +6,7 @@ import type { BlobLocks } from './blob-locks.ts';
 import { failpoint } from '../failpoints.ts';
 
 export interface GcReport {
+  seconds: number;
   linksRemoved: number;
   blobsDeleted: number;
   bytesReclaimed: number;
@@ -42,7 +43,8 @@ export class GarbageCollector {
     const { metadata, blobs, locks, log } = this.options;
     const dryRun = !!options.dryRun;
     const cutoff = new Date(this.options.now().getTime() - this.options.graceMs);
-    const report: GcReport = { linksRemoved: 0, blobsDeleted: 0, bytesReclaimed: 0, dryRun };
+    const started = Date.now();
+    const report: GcReport = { seconds: 0, linksRemoved: 0, blobsDeleted: 0, bytesReclaimed: 0, dryRun };
 
     const stale = await metadata.blobLinks.unreferenced(cutoff);
     if (dryRun) report.linksRemoved = stale.length;
@@ -66,6 +68,7 @@ export class GarbageCollector {
         }
       });
     }
+    report.seconds = (Date.now() - started) / 1000;
     log.info(report, 'garbage collection finished');
     if (!dryRun) this.options.onCollected?.(report);
     return report;

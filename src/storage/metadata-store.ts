@@ -23,6 +23,8 @@ export interface RepositorySettings {
   resourceTags?: { Key: string; Value: string }[];
   /** The template prefix the settings came from. */
   template?: string;
+  /** When the lifecycle policy last ran here (ISO 8601). */
+  lifecycleEvaluatedAt?: string;
 }
 
 export interface ManifestRecord {

@@ -176,6 +176,9 @@ describe('ECR and Secrets Manager APIs through the AWS SDK', () => {
 
   it('denies what a policy does not allow, naming the permission', async () => {
     await rejectsWith(readOnly.send(new CreatePullThroughCacheRuleCommand({ ecrRepositoryPrefix: 'sneaky', upstreamRegistryUrl: 'ghcr.io' })), 'AccessDeniedException', /not authorized to perform: ecr:CreatePullThroughCacheRule/);
+    upstream.reset();
+    await rejectsWith(readOnly.send(new BatchGetImageCommand({ repositoryName: 'hub/uncached', imageIds: [{ imageTag: 'v1' }] })), 'AccessDeniedException', /ecr:BatchImportUpstreamImage/);
+    assert.equal(upstream.requests.length, 0, 'a read-only identity spends no upstream quota');
     assert.ok((await readOnly.send(new DescribePullThroughCacheRulesCommand({}))).pullThroughCacheRules);
   });
 

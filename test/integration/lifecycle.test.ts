@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ECRClient, StartLifecyclePolicyPreviewCommand, GetLifecyclePolicyPreviewCommand } from '@aws-sdk/client-ecr';
+import { ECRClient, StartLifecyclePolicyPreviewCommand, GetLifecyclePolicyPreviewCommand, GetLifecyclePolicyCommand } from '@aws-sdk/client-ecr';
 import { startCistern, type TestCistern } from '../helpers/cistern.ts';
 import { pull } from '../helpers/pull.ts';
 import { buildImage, buildIndex, type BuiltImage } from '../fixtures/image-builder.ts';
@@ -93,6 +93,8 @@ describe('lifecycle policies on cached repositories', () => {
       assert.deepEqual(preview.previewResults!.map((r) => r.imageTags?.[0]).sort(), ['1.2', '1.3', '1.4']);
       assert.ok(preview.previewResults!.every((r) => r.appliedRulePriority === 7 && r.action!.type === 'EXPIRE'));
       assert.equal(((await (await fetch(`${cistern.url}/v2/hub/app/tags/list`)).json()) as { tags: string[] }).tags.length, 3, 'a preview changes nothing');
+      const policy = await ecr.send(new GetLifecyclePolicyCommand({ repositoryName: 'hub/app' }));
+      assert.ok(policy.lastEvaluatedAt instanceof Date, 'the runs above are recorded');
     } finally {
       ecr.destroy();
     }

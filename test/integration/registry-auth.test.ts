@@ -104,6 +104,18 @@ describe('registry authentication and permissions', () => {
     assert.equal(upstream.requests.length, 0);
   });
 
+  it('importing into a repository that does not exist yet also needs ecr:CreateRepository', async () => {
+    await cistern.app.identities.createUser('importer', allow('ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchImportUpstreamImage'));
+    const importer = await cistern.app.identities.createKey('importer');
+    upstream.addImage('library/cached', 'v2', cold);
+    upstream.reset();
+    assert.equal((await fetch(`${cistern.url}/v2/hub/cached/manifests/v2`, { headers: as(importer) })).status, 200, 'an existing repository');
+    const fresh = await fetch(`${cistern.url}/v2/hub/cold/manifests/v1`, { headers: as(importer) });
+    assert.equal(fresh.status, 403);
+    assert.match(((await fresh.json()) as { errors: { message: string }[] }).errors[0]!.message, /ecr:CreateRepository/);
+    assert.equal(upstream.count({ repo: 'library/cold' }), 0);
+  });
+
   it('allows anonymous pulls where the config says so, and nothing else', async () => {
     await pushImage(cistern.url, 'public/site', 'v1', 'public-site').catch(() => undefined);
     const put = await fetch(`${cistern.url}/v2/public/site/blobs/uploads/`, { method: 'POST' });

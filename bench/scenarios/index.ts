@@ -4,5 +4,6 @@
 import type { Scenario } from '../lib/framework.ts';
 import registryCore from './registry-core.ts';
 import pullThrough from './pull-through.ts';
+import lifecycleGc from './lifecycle-gc.ts';
 
-export const scenarios: Scenario[] = [registryCore, pullThrough];
+export const scenarios: Scenario[] = [registryCore, pullThrough, lifecycleGc];

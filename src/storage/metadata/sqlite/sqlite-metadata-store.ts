@@ -155,7 +155,21 @@ class SqliteRepositories implements RepositoryMetadata {
 
 class SqliteManifests implements ManifestMetadata {
   private readonly selectOne;
+  private readonly listStatement;
   constructor(private readonly db: Db) {
+    this.listStatement = db.prepare(
+      `SELECT m.digest, m.media_type, m.size, m.pushed_at, m.last_pulled_at,
+                (SELECT group_concat(t.name, char(10)) FROM tags t WHERE t.repository_id = m.repository_id AND t.digest = m.digest) AS tags,
+                (SELECT COALESCE(SUM(b.size), 0) FROM manifest_references mr
+                   JOIN blob_links b ON b.repository_id = m.repository_id AND b.digest = mr.digest
+                  WHERE mr.manifest_id = m.id AND mr.kind = 'blob') AS blob_bytes,
+                (SELECT group_concat(mr.digest, char(10)) FROM manifest_references mr
+                  WHERE mr.manifest_id = m.id AND mr.kind = 'manifest') AS children,
+                EXISTS (SELECT 1 FROM manifest_references mr JOIN manifests p ON p.id = mr.manifest_id
+                         WHERE p.repository_id = m.repository_id AND mr.kind = 'manifest' AND mr.digest = m.digest) AS in_index
+           FROM manifests m JOIN repositories r ON r.id = m.repository_id
+          WHERE r.name = ? ORDER BY m.pushed_at, m.digest`,
+    );
     this.selectOne = db.prepare(
       `SELECT r.name, m.digest, m.media_type, m.size, m.content, m.subject, m.artifact_type, m.annotations,
               m.pushed_at, m.last_pulled_at
@@ -238,20 +252,7 @@ class SqliteManifests implements ManifestMetadata {
   }
 
   async list(repository: string): Promise<ManifestSummary[]> {
-    const rows = this.db
-      .prepare(
-        `SELECT m.digest, m.media_type, m.size, m.pushed_at, m.last_pulled_at,
-                (SELECT group_concat(t.name, char(10)) FROM tags t WHERE t.repository_id = m.repository_id AND t.digest = m.digest) AS tags,
-                (SELECT COALESCE(SUM(b.size), 0) FROM manifest_references mr
-                   JOIN blob_links b ON b.repository_id = m.repository_id AND b.digest = mr.digest
-                  WHERE mr.manifest_id = m.id AND mr.kind = 'blob') AS blob_bytes,
-                (SELECT group_concat(mr.digest, char(10)) FROM manifest_references mr
-                  WHERE mr.manifest_id = m.id AND mr.kind = 'manifest') AS children,
-                EXISTS (SELECT 1 FROM manifest_references mr JOIN manifests p ON p.id = mr.manifest_id
-                         WHERE p.repository_id = m.repository_id AND mr.kind = 'manifest' AND mr.digest = m.digest) AS in_index
-           FROM manifests m JOIN repositories r ON r.id = m.repository_id
-          WHERE r.name = ? ORDER BY m.pushed_at, m.digest`,
-      )
+    const rows = this.listStatement
       .all(repository) as {
       digest: string;
       media_type: string;
@@ -393,10 +394,12 @@ class SqliteBlobLinks implements BlobLinkMetadata {
   async unreferenced(before: Date): Promise<{ repository: string; digest: Digest }[]> {
     return this.db
       .prepare(
+        // Starts from the link's own repository's manifests, so a layer shared by thousands of
+        // repositories costs one index probe per manifest here, not a walk over all its references.
         `SELECT r.name AS repository, b.digest FROM blob_links b JOIN repositories r ON r.id = b.repository_id
           WHERE b.linked_at < ? AND NOT EXISTS (
-            SELECT 1 FROM manifest_references mr JOIN manifests m ON m.id = mr.manifest_id
-             WHERE m.repository_id = b.repository_id AND mr.digest = b.digest AND mr.kind = 'blob')`,
+            SELECT 1 FROM manifests m JOIN manifest_references mr ON mr.manifest_id = m.id AND mr.kind = 'blob' AND mr.digest = b.digest
+             WHERE m.repository_id = b.repository_id)`,
       )
       .all(before.getTime()) as { repository: string; digest: Digest }[];
   }

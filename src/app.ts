@@ -307,7 +307,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       await collecting;
       await lifecycle.stop();
       await http.close(config.http.shutdownGrace);
-      await fills.drain();
+      await registry.settle();
       await local.close();
       await dispatcher.close();
       await metadata.close();

@@ -44,10 +44,18 @@ export class PullThroughRegistry implements Registry {
   /** Tag states of cached repositories, so a fresh tag costs no database read. */
   private readonly tagStates = new Map<string, TagState>();
   private readonly manifestFlights = new Map<string, Promise<StoredManifest>>();
+  /** Fills whose blob is not yet linked to the repository that asked (a client may finish reading first). */
+  private readonly pendingLinks = new Set<Promise<void>>();
 
   constructor(private readonly options: PullThroughOptions) {
     this.local = options.local;
     this.now = options.now ?? (() => new Date());
+  }
+
+  /** Waits until every fill under way has committed and been linked (shutdown, and tests). */
+  async settle(): Promise<void> {
+    await this.options.fills.drain();
+    await Promise.all([...this.pendingLinks]);
   }
 
   private match(repository: string): RuleMatch | undefined {
@@ -202,13 +210,17 @@ export class PullThroughRegistry implements Registry {
     const upstream = this.options.upstream(rule);
     const { guard: _guard, ...readOptions } = options;
     const read = await this.options.fills.read(digest, (start, signal) => upstream.getBlob(match.upstreamRepository, digest, start, signal), { ...readOptions, rule });
-    read.fill.then(
-      async (blob) => {
-        await this.ensureRepository(match, repository);
-        await this.local.linkBlob(repository, digest, blob.size);
-      },
-      (err: unknown) => this.options.log.warn({ rule, repository, digest, err: err instanceof RegistryError ? err.message : err }, 'blob fill failed'),
-    ).catch((err: unknown) => this.options.log.error({ err }, 'linking a filled blob failed'));
+    const linked = read.fill
+      .then(
+        async (blob) => {
+          await this.ensureRepository(match, repository);
+          await this.local.linkBlob(repository, digest, blob.size);
+        },
+        (err: unknown) => this.options.log.warn({ rule, repository, digest, err: err instanceof RegistryError ? err.message : err }, 'blob fill failed'),
+      )
+      .catch((err: unknown) => this.options.log.error({ err }, 'linking a filled blob failed'))
+      .finally(() => this.pendingLinks.delete(linked));
+    this.pendingLinks.add(linked);
     return read;
   }
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { upstreamUrl } from '../upstream/presets.ts';
 
 const DURATION = /^(\d+)(ms|s|m|h|d)$/;
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
@@ -48,7 +49,7 @@ export const UPSTREAM_KINDS = [
  * One entry of the `registries` section: the community ECR pull-through module's format (the key is the
  * prefix; `registry`, `username`, `accessToken`), plus Cistern's optional tuning.
  */
-const registryEntry = z
+export const registryEntry = z
   .object({
     registry: z.string().min(1),
     username: z.string().min(1).optional(),
@@ -65,11 +66,27 @@ const registryEntry = z
   .strict()
   .refine((entry) => (entry.username === undefined) === (entry.accessToken === undefined), {
     message: 'give both username and accessToken, or neither',
-  });
+  })
+  .refine(
+    (entry) => {
+      try {
+        upstreamUrl(entry.registry, entry.kind ?? 'oci');
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    { message: 'registry is not a registry host or URL (registry-1.docker.io, ghcr.io, https://registry.example:5000)', path: ['registry'] },
+  );
 
-const prefixKey = z.string().refine((prefix) => prefix === 'ROOT' || (prefix.length >= 2 && prefix.length <= 30 && RULE_PREFIX.test(prefix)), {
-  message: 'a prefix is 2-30 characters of lower-case segments ([a-z0-9._-]) joined by "/", or ROOT',
-});
+/** A cache rule's prefix: ROOT, or 2-30 characters of ECR's repository-prefix grammar. */
+export function isRulePrefix(prefix: string): boolean {
+  return prefix === 'ROOT' || (prefix.length >= 2 && prefix.length <= 30 && RULE_PREFIX.test(prefix));
+}
+
+export const PREFIX_MESSAGE = 'a prefix is 2-30 characters of lower-case segments ([a-z0-9._-]) joined by "/", or ROOT';
+
+const prefixKey = z.string().refine(isRulePrefix, { message: PREFIX_MESSAGE });
 
 const templateEntry = z
   .object({

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RULE_PREFIX, UPSTREAM_KINDS } from '../config/schema.ts';
+import { isRulePrefix, PREFIX_MESSAGE, UPSTREAM_KINDS } from '../config/schema.ts';
 import { ROOT } from '../cache/rules.ts';
 import { SECRET_PREFIX, type CredentialStore } from '../secrets/credentials.ts';
 import type { CacheRuleRecord, MetadataStore } from '../storage/metadata-store.ts';
@@ -26,7 +26,7 @@ export interface PullThroughRuleDeps {
   now: () => Date;
 }
 
-const prefix = z.string().refine((p) => p === ROOT || (p.length >= 2 && p.length <= 30 && RULE_PREFIX.test(p)), 'must be ROOT or 2-30 characters matching (?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*');
+const prefix = z.string().refine(isRulePrefix, PREFIX_MESSAGE);
 const arn = z.string().min(50).max(612);
 
 const createInput = z

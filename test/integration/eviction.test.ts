@@ -48,6 +48,7 @@ describe('storage budgets and eviction by use', () => {
     clock += 5 * HOUR;
     await pull(cistern.url, 'hub/app', 'v3'); // protected: pulled within the hour
     clock += 10 * 60_000;
+    await cistern.app.registry.settle(); // blobs are linked a moment after the client has them
 
     const report = await cistern.app.evictor.run();
     assert.deepEqual(

@@ -1,5 +1,5 @@
 import { RegistryError } from './errors.ts';
-import { isDigest, parseDigest, type Digest } from './digest.ts';
+import { parseDigest, type Digest } from './digest.ts';
 
 /** Repository name grammar from the OCI distribution spec. */
 const NAME_COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*';
@@ -24,10 +24,6 @@ export function parseRepositoryName(input: string): RepositoryName {
   return input as RepositoryName;
 }
 
-export function isRepositoryName(input: string): boolean {
-  return input.length > 0 && input.length <= MAX_NAME_LENGTH && NAME_GRAMMAR.test(input);
-}
-
 export function parseTag(input: string): Tag {
   if (!TAG_GRAMMAR.test(input)) {
     throw new RegistryError('TAG_INVALID', 'invalid tag', {
@@ -42,12 +38,6 @@ export function parseReference(input: string): Reference {
   if (input.includes(':')) return { kind: 'digest', digest: parseDigest(input) };
   return { kind: 'tag', tag: parseTag(input) };
 }
-
-export function referenceString(ref: Reference): string {
-  return ref.kind === 'tag' ? ref.tag : ref.digest;
-}
-
-export { isDigest };
 
 /** Echo user input back in errors without control characters or unbounded length. */
 function printable(input: string): string {

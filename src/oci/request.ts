@@ -80,9 +80,3 @@ export function accepts(header: string | undefined, mediaType: string): boolean 
   }
   return false;
 }
-
-/** The Content-Length a client declared, checked against what a chunk's range says it sends. */
-export function declaredLength(req: IncomingMessage): number | undefined {
-  const value = req.headers['content-length'];
-  return value === undefined ? undefined : Number(value);
-}

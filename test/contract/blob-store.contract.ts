@@ -5,6 +5,9 @@ import { Readable } from 'node:stream';
 import { setTimeout as delay } from 'node:timers/promises';
 import { digestOf, parseDigest, type Digest, type DigestAlgorithm } from '../../src/domain/digest.ts';
 import { isRegistryError, type ErrorCode } from '../../src/domain/errors.ts';
+import { bytesOf } from '../helpers/oci.ts';
+
+export { bytesOf };
 import type { BlobInfo, BlobStore, UploadInfo } from '../../src/storage/blob-store.ts';
 
 /**
@@ -550,17 +553,6 @@ async function expectCode(promise: Promise<unknown>, code: ErrorCode, message?: 
     },
     message,
   );
-}
-
-/** Deterministic pseudo-random bytes: a sha256 chain seeded by `seed`. */
-export function bytesOf(seed: string, size: number): Buffer {
-  const out = Buffer.alloc(size);
-  let block = createHash('sha256').update(seed).digest();
-  for (let offset = 0; offset < size; offset += block.length) {
-    block.copy(out, offset, 0, Math.min(block.length, size - offset));
-    block = createHash('sha256').update(block).digest();
-  }
-  return out;
 }
 
 /**

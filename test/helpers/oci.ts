@@ -7,6 +7,7 @@ export function sha256(bytes: Uint8Array | string): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
+/** Deterministic pseudo-random bytes: a sha256 chain seeded by `seed`. */
 export function bytesOf(seed: string, size: number): Buffer {
   const out = Buffer.alloc(size);
   let block = createHash('sha256').update(seed).digest();

@@ -26,7 +26,7 @@ export interface AnonymousGrant {
 export type Caller =
   | { kind: 'anonymous' }
   | { kind: 'principal'; principal: Principal }
-  | { kind: 'token'; subject: string; access: TokenAccess[] };
+  | { kind: 'token'; subject: string; access: TokenAccess[]; expiresAt: number };
 
 export interface TokenAccess {
   type: 'repository';
@@ -35,6 +35,8 @@ export interface TokenAccess {
 }
 
 export class AuthenticationError extends Error {}
+
+const CALLER_CACHE_MS = 10_000;
 
 /** The subject of tokens issued without credentials; ':' cannot occur in a user name. */
 const ANONYMOUS_SUBJECT = 'anonymous:';
@@ -72,10 +74,28 @@ export class RegistryAuth {
     return randomBytes(32);
   }
 
+  /**
+   * Verified callers by Authorization header, briefly: checking a key (a store read and a decryption) or a
+   * token (an HMAC) on every request of a pull costs more than serving a cached manifest. A deleted key or
+   * user stops working within CALLER_CACHE_MS.
+   */
+  private readonly callers = new Map<string, { caller: Caller; until: number }>();
+
   /** Resolves the caller of a request; throws AuthenticationError for credentials that are wrong. */
   async authenticate(req: IncomingMessage): Promise<Caller> {
     const header = req.headers.authorization;
     if (!header) return { kind: 'anonymous' };
+    const now = this.now().getTime();
+    const cached = this.callers.get(header);
+    if (cached && cached.until > now) return cached.caller;
+    const caller = await this.verify(header);
+    const expires = caller.kind === 'token' ? caller.expiresAt : Number.POSITIVE_INFINITY;
+    if (this.callers.size >= 10_000) this.callers.clear();
+    this.callers.set(header, { caller, until: Math.min(now + CALLER_CACHE_MS, expires) });
+    return caller;
+  }
+
+  private async verify(header: string): Promise<Caller> {
     const [scheme, value] = header.split(' ', 2);
     if (scheme?.toLowerCase() === 'basic' && value) {
       return { kind: 'principal', principal: await this.basic(value) };
@@ -83,7 +103,7 @@ export class RegistryAuth {
     if (scheme?.toLowerCase() === 'bearer' && value) {
       try {
         const { payload } = await jwtVerify(value, this.key, { issuer: 'cistern', audience: 'cistern', currentDate: this.now() });
-        return { kind: 'token', subject: String(payload.sub ?? ''), access: (payload.access as TokenAccess[] | undefined) ?? [] };
+        return { kind: 'token', subject: String(payload.sub ?? ''), access: (payload.access as TokenAccess[] | undefined) ?? [], expiresAt: (payload.exp ?? 0) * 1000 };
       } catch {
         throw new AuthenticationError('the bearer token is invalid or has expired');
       }

@@ -52,6 +52,18 @@ describe('registry authentication and permissions', () => {
     assert.ok(!body.includes('not-the-secret') && !body.includes(admin.secretAccessKey));
   });
 
+  it('stops accepting a deleted access key within seconds', async () => {
+    await cistern.app.identities.createUser('temporary', allow('ecr:BatchGetImage'));
+    const key = await cistern.app.identities.createKey('temporary');
+    assert.equal((await fetch(`${cistern.url}/v2/`, { headers: as(key) })).status, 200);
+    const { SqliteMetadataStore } = await import('../../src/storage/metadata/sqlite/sqlite-metadata-store.ts');
+    const db = SqliteMetadataStore.open(`${cistern.directory}/metadata.db`);
+    await db.identities.deleteKey(key.accessKeyId);
+    await db.close();
+    clock += 11_000;
+    assert.equal((await fetch(`${cistern.url}/v2/`, { headers: as(key) })).status, 401);
+  });
+
   it('refuses an anonymous push with a challenge naming the scope, and a reader push with DENIED', async () => {
     const anonymous = await fetch(`${cistern.url}/v2/team/app/blobs/uploads/`, { method: 'POST' });
     assert.equal(anonymous.status, 401);

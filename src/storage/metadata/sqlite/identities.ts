@@ -1,4 +1,4 @@
-import type Database from 'better-sqlite3';
+import type { Db } from './database.ts';
 import type { AccessKeyRecord, IdentityMetadata, UserRecord } from '../../metadata-store.ts';
 
 interface UserRow {
@@ -16,7 +16,7 @@ interface KeyRow {
 }
 
 export class SqliteIdentities implements IdentityMetadata {
-  constructor(private readonly db: Database.Database) {}
+  constructor(private readonly db: Db) {}
 
   async getUser(name: string): Promise<UserRecord | undefined> {
     const row = this.db.prepare('SELECT * FROM users WHERE name = ?').get(name) as UserRow | undefined;

@@ -5,7 +5,8 @@ import { parseDigest, type Digest } from '../domain/digest.ts';
 import { isIndexMediaType, MediaType } from '../domain/media-types.ts';
 import { parseReference, parseRepositoryName, type Reference, type RepositoryName } from '../domain/reference.ts';
 import type { ImportGuard, Registry, StoredManifest } from '../registry/registry.ts';
-import { AuthenticationError, type Caller, type RegistryAction, type RegistryAuth } from '../auth/registry-auth.ts';
+import type { RegistryAuth } from '../auth/registry-auth.ts';
+import { createOciAccess, OPEN, type RouteAccess } from './access.ts';
 import { sendError } from './errors.ts';
 import { accepts, parseContentRange, parsePage, parseRange, readBody } from './request.ts';
 import { matchRoute, type Route } from './routes.ts';
@@ -38,9 +39,9 @@ type Handler = (req: IncomingMessage, res: ServerResponse, query: URLSearchParam
 export function createOciApi(options: OciApiOptions) {
   const { registry } = options;
 
-  const mountRefused = new WeakSet<IncomingMessage>();
+  const access = options.auth && createOciAccess(options.auth, options.publicUrl);
 
-  const handlers = (route: Route, guard: ImportGuard | undefined): Partial<Record<string, Handler>> => {
+  const handlers = (route: Route, { guard, mayMount }: RouteAccess): Partial<Record<string, Handler>> => {
     switch (route.kind) {
       case 'base':
         return { GET: async (_req, res) => json(res, 200, {}), HEAD: async (_req, res) => json(res, 200, {}, true) };
@@ -77,7 +78,7 @@ export function createOciApi(options: OciApiOptions) {
       }
       case 'uploads': {
         const name = parseRepositoryName(route.name);
-        return { POST: (req, res, query) => startUpload(req, res, name, query) };
+        return { POST: (req, res, query) => startUpload(req, res, name, query, mayMount) };
       }
       case 'upload': {
         const name = parseRepositoryName(route.name);
@@ -223,10 +224,10 @@ export function createOciApi(options: OciApiOptions) {
     });
   }
 
-  async function startUpload(req: IncomingMessage, res: ServerResponse, name: RepositoryName, query: URLSearchParams): Promise<void> {
+  async function startUpload(req: IncomingMessage, res: ServerResponse, name: RepositoryName, query: URLSearchParams, mayMount: boolean): Promise<void> {
     const mount = query.get('mount');
     const from = query.get('from');
-    if (mount !== null && from !== null && !mountRefused.has(req)) {
+    if (mount !== null && from !== null && mayMount) {
       const mounted = await registry.mountBlob(name, parseDigest(mount), parseRepositoryName(from));
       if (mounted) return blobCreated(res, name, mounted.digest);
     }
@@ -300,86 +301,16 @@ export function createOciApi(options: OciApiOptions) {
     res.end(body);
   }
 
-  /**
-   * Checks the caller against the route. Answers 401 (with the token challenge) or 403 itself and returns
-   * false; otherwise returns the import guard for pulls.
-   */
-  async function authorize(req: IncomingMessage, res: ServerResponse, route: Route, method: string, auth: RegistryAuth): Promise<ImportGuard | undefined | false> {
-    let caller: Caller;
-    try {
-      caller = await auth.authenticate(req);
-    } catch (err) {
-      if (!(err instanceof AuthenticationError)) throw err;
-      challenge(res, undefined);
-      throw new RegistryError('UNAUTHORIZED', 'authentication required', { reason: err.message });
-    }
-    if (route.kind === 'base') {
-      // Docker's login checks credentials here: nobody is "logged in" anonymously, even where anonymous pulls work.
-      if (caller.kind === 'anonymous') refuse(res, caller, 'log in to use this registry', undefined);
-      return undefined;
-    }
-    if (route.kind === 'catalog') {
-      const denial = auth.catalogDenial(caller);
-      if (denial) refuse(res, caller, denial, undefined);
-      return undefined;
-    }
-    const action: RegistryAction =
-      method === 'GET' || method === 'HEAD' ? (route.kind === 'upload' ? 'push' : 'pull') : method === 'DELETE' && (route.kind === 'manifest' || route.kind === 'blob') ? 'delete' : 'push';
-    const name = route.name;
-    const denial = await auth.denial(caller, name, action);
-    if (denial) refuse(res, caller, denial, `repository:${name}:${action}`);
-    if (route.kind === 'uploads') {
-      // A mount reads the source repository: without pull there, it falls back to a plain upload.
-      const from = res.req.url?.includes('from=') ? new URLSearchParams(res.req.url.split('?')[1]).get('from') : null;
-      if (from && (await auth.denial(caller, from, 'pull'))) mountRefused.add(res.req);
-    }
-    if (action !== 'pull') return undefined;
-    return async (creating) => {
-      const refused = (await auth.denial(caller, name, 'import')) ?? (creating ? await auth.denial(caller, name, 'create') : undefined);
-      if (refused) throw new RegistryError('DENIED', refused);
-    };
-  }
-
-  function challenge(res: ServerResponse, scope: string | undefined): void {
-    res.setHeader('WWW-Authenticate', `Bearer realm="${options.publicUrl()}/v2/token",service="cistern"${scope ? `,scope="${scope}"` : ''}`);
-  }
-
-  /** No credentials: 401 with a challenge, so clients log in. Credentials that fall short: 403. */
-  function refuse(res: ServerResponse, caller: Caller, denial: string, scope: string | undefined): never {
-    if (options.auth?.isAnonymous(caller)) {
-      challenge(res, scope);
-      throw new RegistryError('UNAUTHORIZED', 'authentication required', { reason: denial });
-    }
-    throw new RegistryError('DENIED', denial);
-  }
-
-  /** The Docker token endpoint (`GET /v2/token?service=&scope=`), with Basic credentials or none. */
-  async function token(req: IncomingMessage, res: ServerResponse, query: URLSearchParams, auth: RegistryAuth): Promise<void> {
-    let caller: Caller;
-    try {
-      caller = await auth.authenticate(req);
-    } catch (err) {
-      if (!(err instanceof AuthenticationError)) throw err;
-      res.setHeader('WWW-Authenticate', 'Basic realm="cistern"');
-      throw new RegistryError('UNAUTHORIZED', 'authentication required', { reason: err.message });
-    }
-    const scopes = query.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
-    const issued = await auth.issueToken(caller, scopes);
-    json(res, 200, { token: issued.token, access_token: issued.token, expires_in: issued.expiresIn, issued_at: issued.issuedAt.toISOString() });
-  }
-
   return async function handle(req: IncomingMessage, res: ServerResponse, target: RequestTarget): Promise<void> {
     const method = req.method ?? 'GET';
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
     try {
-      if (target.path === '/v2/token' && options.auth) return await token(req, res, target.query, options.auth);
+      if (target.path === '/v2/token' && access) return await access.token(req, res, target.query);
       let route = matchRoute(target.path);
       if (options.resolvePullName && 'name' in route && (method === 'GET' || method === 'HEAD')) {
         route = { ...route, name: await options.resolvePullName(route.name, target.query) };
       }
-      const guard = options.auth ? await authorize(req, res, route, method, options.auth) : undefined;
-      if (guard === false) return;
-      const methods = handlers(route, guard);
+      const methods = handlers(route, access ? await access.authorize(req, res, route, method) : OPEN);
       const handler = methods[method];
       if (!handler) {
         res.setHeader('Allow', Object.keys(methods).join(', '));

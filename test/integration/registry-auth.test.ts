@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { startCistern, type TestCistern } from '../helpers/cistern.ts';
-import { pushImage, errorCode } from '../helpers/oci.ts';
+import { pushImage, errorCode, blob, body } from '../helpers/oci.ts';
 import { buildImage } from '../fixtures/image-builder.ts';
 import { startFakeUpstream, type FakeUpstream } from '../fixtures/fake-upstream.ts';
 
@@ -126,6 +126,23 @@ describe('registry authentication and permissions', () => {
     assert.equal(fresh.status, 403);
     assert.match(((await fresh.json()) as { errors: { message: string }[] }).errors[0]!.message, /ecr:CreateRepository/);
     assert.equal(upstream.count({ repo: 'library/cold' }), 0);
+  });
+
+  it('mounts only from repositories the caller may pull from', async () => {
+    await cistern.app.identities.createUser('teamer', [{ Statement: [{ Effect: 'Allow', Action: 'ecr:*', Resource: 'arn:aws:ecr:us-east-1:000000000000:repository/team/*' }] }]);
+    const teamer = await cistern.app.identities.createKey('teamer');
+    const secret = blob('mount/secret', 1000);
+    const shared = blob('mount/shared', 1000);
+    const adminHeaders = as(admin);
+    for (const [repo, b] of [['secret/repo', secret], ['team/source', shared]] as const) {
+      const res = await fetch(`${cistern.url}/v2/${repo}/blobs/uploads/?digest=${b.digest}`, { method: 'POST', headers: adminHeaders, body: body(b.bytes) });
+      assert.equal(res.status, 201);
+    }
+    const refused = await fetch(`${cistern.url}/v2/team/target/blobs/uploads/?mount=${secret.digest}&from=secret/repo`, { method: 'POST', headers: as(teamer) });
+    assert.equal(refused.status, 202, 'falls back to an upload: the secret blob is not handed over');
+    assert.equal((await fetch(`${cistern.url}/v2/team/target/blobs/${secret.digest}`, { method: 'HEAD', headers: as(teamer) })).status, 404);
+    const mounted = await fetch(`${cistern.url}/v2/team/target/blobs/uploads/?mount=${shared.digest}&from=team/source`, { method: 'POST', headers: as(teamer) });
+    assert.equal(mounted.status, 201);
   });
 
   it('allows anonymous pulls where the config says so, and nothing else', async () => {

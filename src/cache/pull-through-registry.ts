@@ -12,9 +12,12 @@ import type { UpstreamClient } from '../upstream/client.ts';
 import { UpstreamFailure } from '../upstream/failure.ts';
 import type { QuotaTracker } from '../upstream/quota.ts';
 import { PRESETS } from '../upstream/presets.ts';
+import { ByteLru } from '../registry/byte-lru.ts';
 import type { BlobFills } from './blob-fill.ts';
 import type { RuleMatch, RuleSet } from './rules.ts';
 import type { TemplateResolver } from './templates.ts';
+
+const TAG_STATE_MEMORY = 16 * 1024 * 1024;
 
 export interface PullThroughOptions {
   local: LocalRegistry;
@@ -41,8 +44,8 @@ export interface PullThroughOptions {
 export class PullThroughRegistry implements Registry {
   private readonly local: LocalRegistry;
   private readonly now: () => Date;
-  /** Tag states of cached repositories, so a fresh tag costs no database read. */
-  private readonly tagStates = new Map<string, TagState>();
+  /** Tag states of cached repositories, so a fresh tag costs no database read; bounded like the manifest cache. */
+  private readonly tagStates = new ByteLru<TagState>(TAG_STATE_MEMORY);
   private readonly manifestFlights = new Map<string, Promise<StoredManifest>>();
   /** Fills whose blob is not yet linked to the repository that asked (a client may finish reading first). */
   private readonly pendingLinks = new Set<Promise<void>>();
@@ -56,6 +59,10 @@ export class PullThroughRegistry implements Registry {
   async settle(): Promise<void> {
     await this.options.fills.drain();
     await Promise.all([...this.pendingLinks]);
+  }
+
+  private remember(key: string, state: TagState): void {
+    this.tagStates.set(key, state, key.length + state.digest.length + 64);
   }
 
   private match(repository: string): RuleMatch | undefined {
@@ -87,7 +94,7 @@ export class PullThroughRegistry implements Registry {
     let state = this.tagStates.get(key);
     if (!state) {
       state = await this.local.tagState(repository, reference.tag);
-      if (state) this.tagStates.set(key, state);
+      if (state) this.remember(key, state);
     }
     if (state && this.now().getTime() - state.checkedAt.getTime() < match.rule.freshnessMs) {
       this.options.metrics.cacheLookups.inc({ rule, kind: 'manifest', result: 'hit' });
@@ -150,13 +157,13 @@ export class PullThroughRegistry implements Registry {
     }
     await this.ensureRepository(match, repository);
     const stored = await this.local.cacheManifest(repository, fetched.digest, fetched.body, fetched.mediaType, tag);
-    if (tag) this.tagStates.set(`${repository}:${tag}`, { digest: fetched.digest, checkedAt: this.now() });
+    if (tag) this.remember(`${repository}:${tag}`, { digest: fetched.digest, checkedAt: this.now() });
     return stored;
   }
 
   private async markChecked(repository: string, tag: string, digest: Digest): Promise<void> {
     const at = this.now();
-    this.tagStates.set(`${repository}:${tag}`, { digest, checkedAt: at });
+    this.remember(`${repository}:${tag}`, { digest, checkedAt: at });
     await this.options.metadata.tags.markChecked(repository, tag, at);
   }
 

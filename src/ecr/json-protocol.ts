@@ -4,6 +4,7 @@ import { RegistryError } from '../domain/errors.ts';
 import type { Principal } from '../auth/identities.ts';
 import { verifySigV4 } from '../auth/sigv4.ts';
 import type { RequestHandler } from '../server/http-server.ts';
+import { readBodyWithin } from '../server/read-body.ts';
 import { AwsError, ECR_ERRORS } from './errors.ts';
 
 export interface CallContext {
@@ -92,15 +93,9 @@ function toAwsError(err: unknown): AwsError {
 }
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {
-  if (Number(req.headers['content-length'] ?? 0) > MAX_BODY) throw new AwsError('ValidationException', 'request body too large');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new AwsError('ValidationException', 'request body too large');
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks, size);
+  const body = await readBodyWithin(req, MAX_BODY);
+  if (!body) throw new AwsError('ValidationException', 'request body too large');
+  return body;
 }
 
 function send(res: ServerResponse, status: number, value: unknown): void {

@@ -1,24 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 import { RegistryError } from '../domain/errors.ts';
+import { readBodyWithin } from '../server/read-body.ts';
 import type { ByteRange } from '../storage/blob-store.ts';
 import type { PageRequest } from '../storage/metadata-store.ts';
 
 /** Reads a small request body (a manifest) whole, refusing more than `limit` bytes. */
 export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
-  const declared = req.headers['content-length'];
-  if (declared !== undefined && Number(declared) > limit) throw tooLarge(limit);
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) throw tooLarge(limit);
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks, size);
-}
-
-function tooLarge(limit: number): RegistryError {
-  return new RegistryError('PAYLOAD_TOO_LARGE', `manifest exceeds the ${limit}-byte limit`, { limit });
+  const body = await readBodyWithin(req, limit);
+  if (!body) throw new RegistryError('PAYLOAD_TOO_LARGE', `manifest exceeds the ${limit}-byte limit`, { limit });
+  return body;
 }
 
 /** `n` and `last` of the tags and catalog listings. */

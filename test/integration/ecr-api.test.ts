@@ -94,6 +94,9 @@ describe('ECR and Secrets Manager APIs through the AWS SDK', () => {
     const body = (await res.json()) as { __type: string; message: string };
     assert.match(body.__type, /^MissingAuthenticationToken/);
     assert.equal(res.headers.get('x-amzn-errortype'), body.__type);
+    const huge = await fetch(cistern.url, { method: 'POST', headers: { 'X-Amz-Target': 'AmazonEC2ContainerRegistry_V20150921.DescribeRepositories' }, body: 'x'.repeat(2 << 20) });
+    assert.equal(huge.status, 400);
+    assert.equal(((await huge.json()) as { __type: string }).__type, 'ValidationException');
     const unknown = await fetch(cistern.url, { method: 'POST', headers: { 'X-Amz-Target': 'AmazonEC2ContainerRegistry_V20150921.Nope' }, body: '{}' });
     assert.equal(((await unknown.json()) as { __type: string }).__type, 'UnknownOperationException');
   });

@@ -45,6 +45,8 @@ class Fill extends EventEmitter {
 }
 
 const TAIL_SLICE = 1 << 20;
+/** How long a digest that failed verification is filled verify-first. */
+const SUSPECT_MS = 15 * 60_000;
 
 export interface FillOptions {
   blobs: BlobStore;
@@ -58,11 +60,21 @@ export interface FillOptions {
 export class BlobFills {
   private readonly active = new Map<Digest, Fill>();
   private readonly running = new Set<Promise<void>>();
+  /** Digests whose last fill failed verification, until when. */
+  private readonly suspects = new Map<Digest, number>();
 
   constructor(private readonly options: FillOptions) {}
 
   get inFlight(): number {
     return this.active.size;
+  }
+
+  private isSuspect(digest: Digest): boolean {
+    const until = this.suspects.get(digest);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.suspects.delete(digest);
+    return false;
   }
 
   /** Waits for fills under way to commit or fail (a reader may finish before its fill commits). */
@@ -86,16 +98,25 @@ export class BlobFills {
       const run = this.run(digest, fill, source, options.rule).finally(() => this.running.delete(run));
       this.running.add(run);
     }
+    const current = fill;
+    const done = new Promise<BlobInfo>((resolve, reject) => {
+      if (current.result) return resolve(current.result);
+      if (current.error) return reject(current.error);
+      current.once('done', resolve);
+      current.once('failed', reject);
+    });
+    done.catch(() => {});
+    if (this.isSuspect(digest)) {
+      // Upstream sent bad bytes for this digest lately: verify the whole blob before a byte goes out,
+      // so a corrupt blob is never streamed twice.
+      const blob = await done;
+      const range = options.range?.(blob.size);
+      const stream = await this.options.blobs.read(digest, { ...(range && { range }), ...(options.signal && { signal: options.signal }) });
+      return { size: blob.size, ...(range && { range }), stream, fill: done };
+    }
     const size = await fill.ready;
     const range = options.range?.(size);
     const stream = Readable.from(this.tail(digest, fill, range ?? { start: 0, end: size - 1 }, options.signal), { objectMode: false });
-    const done = new Promise<BlobInfo>((resolve, reject) => {
-      if (fill.result) return resolve(fill.result);
-      if (fill.error) return reject(fill.error);
-      fill.once('done', resolve);
-      fill.once('failed', reject);
-    });
-    done.catch(() => {});
     return { size, ...(range && { range }), stream, fill: done };
   }
 
@@ -151,10 +172,12 @@ export class BlobFills {
         fill.result = await blobs.commitUpload(fill.uploadId, digest);
       } catch (err) {
         if (err instanceof RegistryError && err.code === 'DIGEST_INVALID') {
+          this.suspects.set(digest, Date.now() + SUSPECT_MS);
           throw new UpstreamFailure('upstream', 'corrupt', 'blob bytes do not match their digest; discarded');
         }
         throw err;
       }
+      this.suspects.delete(digest);
       this.options.onFilled?.(digest, fill.result.size, rule);
       fill.emit('done', fill.result);
     } catch (err) {

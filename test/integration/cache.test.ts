@@ -166,13 +166,19 @@ describe('pull-through cache', () => {
     const img = image('corrupt', [200_000]);
     upstream.addImage('library/corrupt', 'v1', img);
     const layer = img.layers[0]!.digest;
-    upstream.fault({ digest: layer, host: 'cdn', times: 1 }, { type: 'corrupt' });
+    upstream.fault({ digest: layer, host: 'cdn', times: 2 }, { type: 'corrupt' });
+    // The first client gets the bytes as they stream, and a broken transfer when verification fails.
     await assert.rejects(pull(cistern.url, 'dockerhub/corrupt', 'v1'));
-    assert.equal((await fetch(`${cistern.url}/v2/dockerhub/corrupt/blobs/${layer}`, { method: 'HEAD' })).headers.get('content-length'), String(img.layers[0]!.size));
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await cistern.app.registry.settle();
     await assert.rejects(stat(join(cistern.directory, 'blobs', 'sha256', layer.slice(7, 9), layer.slice(7))), 'not kept');
+    // Upstream is still corrupt: now the blob is verified before a byte goes out, and the client gets an error.
+    const second = await fetch(`${cistern.url}/v2/dockerhub/corrupt/blobs/${layer}`);
+    assert.equal(second.status, 502);
+    assert.match(await second.text(), /do not match their digest/);
+    await assert.rejects(stat(join(cistern.directory, 'blobs', 'sha256', layer.slice(7, 9), layer.slice(7))), 'still not kept');
     const good = await pull(cistern.url, 'dockerhub/corrupt', 'v1');
     assert.equal(good.blobs.length, 2);
+    assert.equal(upstream.count({ host: 'cdn', digest: layer }), 3);
   });
 
   it('resumes a fill that upstream dropped, with a Range request', async () => {

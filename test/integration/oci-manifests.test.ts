@@ -236,7 +236,7 @@ describe('OCI manifests', () => {
     const image = await pushImage(base, 'pulled', 'v1', 'pulled');
     const store = cistern.app.local;
     await fetch(`${base}/v2/pulled/manifests/v1`, { method: 'HEAD' });
-    await store.close(); // flushes pending pull times
+    await store.flushPulls();
     // HEAD alone records nothing: read through the metadata store directly.
     const { SqliteMetadataStore } = await import('../../src/storage/metadata/sqlite/sqlite-metadata-store.ts');
     const db = SqliteMetadataStore.open(`${cistern.directory}/metadata.db`);
@@ -244,7 +244,7 @@ describe('OCI manifests', () => {
       const before = await db.manifests.get('pulled', image.digest as never);
       assert.equal(before?.lastPulledAt, undefined);
       await (await fetch(`${base}/v2/pulled/manifests/v1`)).arrayBuffer();
-      await store.close();
+      await store.flushPulls();
       const afterPull = await db.manifests.get('pulled', image.digest as never);
       assert.ok(afterPull?.lastPulledAt instanceof Date);
       assert.ok(afterPull.lastPulledAt.getTime() >= afterPull.pushedAt.getTime());

@@ -89,6 +89,9 @@ export async function launchDistribution(workDir: string, opts: ServerOptions = 
 /** Entry point relative to the repo root; *.ts runs through tsx's loader. */
 export const CISTERN_ENTRY = process.env['BENCH_CISTERN_ENTRY'] ?? 'src/main.ts';
 
+/** Extra node flags for Cistern, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile a scenario. */
+const CISTERN_NODE_ARGS = (process.env['BENCH_CISTERN_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+
 export function cisternAvailable(): boolean {
   return existsSync(isAbsolute(CISTERN_ENTRY) ? CISTERN_ENTRY : join(REPO_ROOT, CISTERN_ENTRY));
 }
@@ -97,7 +100,7 @@ export function cisternCommand(configPath: string): { command: string; args: str
   const loader = CISTERN_ENTRY.endsWith('.ts') ? ['--import', 'tsx'] : [];
   return {
     command: process.execPath,
-    args: [...loader, CISTERN_ENTRY, 'serve', '--config', configPath],
+    args: [...loader, ...CISTERN_NODE_ARGS, CISTERN_ENTRY, 'serve', '--config', configPath],
     cwd: REPO_ROOT,
   };
 }

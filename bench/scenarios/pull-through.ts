@@ -2,6 +2,8 @@
 // of the same plain Distribution upstream.
 //   1. cold pull of a ~290 MiB image: direct from the upstream, through a fresh Cistern, through a
 //      fresh Distribution proxy (a fresh pair per repeat; median reported)
+//      and through a minimal Node tee (bench/lib/node-tee.mjs: stream + sha256 + file + fsync, nothing
+//      else), the floor for any pull-through cache written for Node on this machine
 //   2. warm pull of the same image through the (now warm) Cistern and Distribution proxy
 //   3. upstream requests caused by 20 concurrent cold pulls of a small image, counted by a tiny
 //      HTTP proxy (node:http) between the cache and its upstream
@@ -17,7 +19,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { defineScenario, ratioAtMost, type ScenarioContext, type Target } from '../lib/framework.ts';
 import { deterministicBytes, generateBlobFile, MiB, type BlobFile } from '../lib/blob.ts';
 import { seedImage, verifyManifest, OCI_MANIFEST, type Descriptor, type SeededImage } from '../lib/oci.ts';
-import { BrokenRunError, runCommand } from '../lib/proc.ts';
+import { BrokenRunError, launchProcess, runCommand } from '../lib/proc.ts';
+import { waitForHttp200 } from '../lib/http.ts';
+import { freePort } from '../lib/port.ts';
+import { REPO_ROOT } from '../lib/paths.ts';
 import { descendants } from '../lib/rss.ts';
 import { BENCH_HOST } from '../lib/port.ts';
 import { envNumber, median } from '../lib/util.ts';
@@ -171,8 +176,10 @@ interface CpuWatch {
   stop(): Record<string, number>;
 }
 
+type Watched = Pick<RegistryServer, 'label' | 'pid'>;
+
 /** CPU seconds used by each server (process tree) and by the harness process (the pulling client). */
-function watchCpu(servers: RegistryServer[]): CpuWatch {
+function watchCpu(servers: Watched[]): CpuWatch {
   const hz = 100;
   const before = servers.map((s) => treeTicks(s.pid));
   const self = process.cpuUsage();
@@ -358,6 +365,38 @@ async function stopAndWipe(server: RegistryServer): Promise<void> {
   await rm(server.dataDir, { recursive: true, force: true });
 }
 
+interface Tee extends Watched {
+  baseUrl: string;
+  stop(): Promise<void>;
+}
+
+/** Starts bench/lib/node-tee.mjs in front of `upstreamUrl`, writing under `dir`. */
+async function launchTee(upstreamUrl: string, dir: string): Promise<Tee> {
+  const port = await freePort();
+  const proc = launchProcess({
+    name: 'node-tee',
+    command: process.execPath,
+    args: [join(REPO_ROOT, 'bench', 'lib', 'node-tee.mjs'), upstreamUrl, String(port), join(dir, 'data')],
+    cwd: REPO_ROOT,
+    logPath: join(dir, 'node-tee.log'),
+  });
+  const baseUrl = `http://${BENCH_HOST}:${port}`;
+  const err = await waitForHttp200(`${baseUrl}/v2/`, 10_000, () => proc.running());
+  if (err !== undefined) {
+    await proc.stop();
+    throw new BrokenRunError(`node-tee failed to start: ${err}\n${proc.tail(10)}`);
+  }
+  return {
+    label: 'node-tee',
+    pid: proc.pid,
+    baseUrl,
+    stop: async () => {
+      await proc.stop();
+      await rm(join(dir, 'data'), { recursive: true, force: true });
+    },
+  };
+}
+
 interface ColdRun {
   wallMs: number;
   manifestMs: number;
@@ -373,7 +412,7 @@ async function timedPull(
   baseUrl: string,
   repo: string,
   img: SeededImage,
-  watch: RegistryServer[],
+  watch: Watched[],
   cache?: RegistryServer,
 ): Promise<ColdRun> {
   const cpu = watchCpu(watch);
@@ -438,16 +477,26 @@ export default defineScenario({
     const direct: ColdRun[] = [];
     const coldCand: ColdRun[] = [];
     const coldBase: ColdRun[] = [];
+    const coldTee: ColdRun[] = [];
     let cand: RegistryServer | undefined;
     let base: RegistryServer | undefined;
-    type Path = 'direct' | 'cand' | 'base';
-    const order: Path[] = ['direct', 'cand', 'base'];
+    type Path = 'direct' | 'cand' | 'base' | 'tee';
+    const order: Path[] = ['direct', 'cand', 'base', 'tee'];
+    const teeDir = await ctx.tmpdir('node-tee');
     for (let rep = 0; rep < repeats; rep++) {
-      const seq = [...order.slice(rep % 3), ...order.slice(0, rep % 3)];
+      const seq = [...order.slice(rep % order.length), ...order.slice(0, rep % order.length)];
       for (const path of seq) {
         const tag = `cold ${rep + 1}/${repeats}`;
         if (path === 'direct') {
           direct.push(await timedPull(ctx, `${tag} direct`, upstream.baseUrl, REPO, img, [upstream]));
+        } else if (path === 'tee') {
+          await flushDisk();
+          const tee = await launchTee(upstream.baseUrl, teeDir);
+          try {
+            coldTee.push(await timedPull(ctx, `${tag} node-tee`, tee.baseUrl, REPO, img, [upstream, tee]));
+          } finally {
+            await tee.stop();
+          }
         } else if (path === 'cand') {
           if (cand !== undefined) await stopAndWipe(cand);
           await flushDisk();
@@ -489,6 +538,16 @@ export default defineScenario({
       target: coldTarget,
       detail: { directMs, candMs, baseMs, distributionProxyReference: DIST_PROXY_REFERENCE },
     });
+    const teeMs = median(coldTee.map((r) => r.wallMs));
+    ctx.record({
+      case: `cold pull ÷ minimal Node tee (tee ${secs(teeMs)}, ${(teeMs / directMs).toFixed(2)}x direct)`,
+      metric: 'time ratio to node-tee',
+      unit: 'x',
+      better: 'lower',
+      baseline: baseMs / teeMs,
+      candidate: candMs / teeMs,
+      detail: { teeMs, tee: runDetail(coldTee) },
+    });
     ctx.record({
       case: 'cold pull: all blobs committed in the cache',
       metric: 'time from pull start (median)',
@@ -499,12 +558,14 @@ export default defineScenario({
     });
     ctx.note(
       `cold pull, direct from upstream: median ${secs(directMs)} (runs ${direct.map((r) => secs(r.wallMs)).join(', ')}); ` +
-        `${cand.label} ${coldCand.map((r) => secs(r.wallMs)).join(', ')}; ${base.label} ${coldBase.map((r) => secs(r.wallMs)).join(', ')}. ` +
+        `${cand.label} ${coldCand.map((r) => secs(r.wallMs)).join(', ')}; ${base.label} ${coldBase.map((r) => secs(r.wallMs)).join(', ')}; ` +
+        `node-tee ${coldTee.map((r) => secs(r.wallMs)).join(', ')}. ` +
         `Reference for Distribution proxy ÷ direct: about ${DIST_PROXY_REFERENCE}x.`,
     );
     ctx.note(
       `cold pull CPU seconds (median per run): direct [${cpuSummary(medianCpu(direct))}]; ` +
-        `${cand.label} [${cpuSummary(medianCpu(coldCand))}]; ${base.label} [${cpuSummary(medianCpu(coldBase))}]`,
+        `${cand.label} [${cpuSummary(medianCpu(coldCand))}]; ${base.label} [${cpuSummary(medianCpu(coldBase))}]; ` +
+        `node-tee [${cpuSummary(medianCpu(coldTee))}]`,
     );
 
     // ---- 2. warm pulls through the caches filled by the last cold repeat

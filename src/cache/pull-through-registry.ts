@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { RegistryError } from '../domain/errors.ts';
 import type { Digest } from '../domain/digest.ts';
-import type { Descriptor } from '../domain/manifest.ts';
+import { parseManifest, type Descriptor, type ParsedManifest } from '../domain/manifest.ts';
 import type { Reference, RepositoryName } from '../domain/reference.ts';
 import type { Metrics } from '../metrics.ts';
 import type { LocalRegistry } from '../registry/local-registry.ts';
@@ -155,8 +155,17 @@ export class PullThroughRegistry implements Registry {
     if (!tag && fetched.digest !== reference) {
       throw new UpstreamFailure(match.rule.prefix, 'corrupt', `manifest bytes do not match ${reference}; discarded`);
     }
+    let parsed: ParsedManifest;
+    try {
+      parsed = parseManifest(fetched.body, fetched.mediaType || undefined);
+    } catch (err) {
+      // Upstream's fault, not the client's: an UpstreamFailure, so a cached tag is served stale instead.
+      if (!(err instanceof RegistryError)) throw err;
+      const { reason } = (err.detail ?? {}) as { reason?: unknown };
+      throw new UpstreamFailure(match.rule.prefix, 'protocol', `sent a manifest Cistern cannot use (${typeof reason === 'string' ? reason : err.message}); discarded`);
+    }
     await this.ensureRepository(match, repository);
-    const stored = await this.local.cacheManifest(repository, fetched.digest, fetched.body, fetched.mediaType, tag);
+    const stored = await this.local.cacheManifest(repository, fetched.digest, fetched.body, parsed, tag);
     if (tag) this.remember(`${repository}:${tag}`, { digest: fetched.digest, checkedAt: this.now() });
     return stored;
   }

@@ -169,8 +169,8 @@ export class LocalRegistry implements Registry {
    * Stores a manifest fetched from an upstream. Its digest was computed from these bytes by the caller;
    * the blobs it names arrive later, when a client asks for them, so references are not checked.
    */
-  async cacheManifest(repository: RepositoryName, digest: Digest, body: Buffer, contentType: string, tag?: string): Promise<StoredManifest> {
-    const parsed = parseManifest(body, contentType || undefined);
+  /** Stores a manifest the cache fetched and parsed (its blobs arrive later, when pulled). */
+  async cacheManifest(repository: RepositoryName, digest: Digest, body: Buffer, parsed: ParsedManifest, tag?: string): Promise<StoredManifest> {
     await this.store(repository, digest, parsed, body, tag);
     return { digest, mediaType: parsed.mediaType, content: body };
   }

@@ -23,6 +23,7 @@ import { LocalRegistry } from './registry/local-registry.ts';
 import { BlobLocks } from './registry/blob-locks.ts';
 import { GarbageCollector } from './registry/garbage-collector.ts';
 import { CredentialStore } from './secrets/credentials.ts';
+import { ecrCredential } from './upstream/ecr-credential.ts';
 import { requestId, startHttpServer, type RequestHandler } from './server/http-server.ts';
 import { openStores } from './stores.ts';
 import { UpstreamClient } from './upstream/client.ts';
@@ -77,7 +78,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   let rules = new RuleSet([]);
   /** Upstream clients by rule prefix, with the rule they were made for: kept while the rule is unchanged. */
   const upstreams = new Map<string, { key: string; client: UpstreamClient }>();
-  const clientKey = (rule: CacheRule) => JSON.stringify([rule.upstreamUrl, rule.kind, rule.credentialSecret, rule.concurrency]);
+  const clientKey = (rule: CacheRule) => JSON.stringify([rule.upstreamUrl, rule.kind, rule.credentialSecret, rule.concurrency, rule.region]);
   const reloadRules = async () => {
     const records = await metadata.cacheRules.list();
     rules = new RuleSet(records.map((r) => ruleFromRecord(r, { freshnessMs: pull.freshness, concurrency: pull.concurrency })));
@@ -96,10 +97,22 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       const rule = rules.get(prefix);
       if (!rule) throw new Error(`no cache rule ${prefix}`);
       const secret = rule.credentialSecret;
+      const stored = async () => (secret ? credentials.get(secret) : undefined);
       client = new UpstreamClient({
         name: prefix,
         url: rule.upstreamUrl,
-        credential: async () => (secret ? credentials.get(secret) : undefined),
+        credential:
+          rule.kind === 'ecr'
+            ? ecrCredential({
+                name: prefix,
+                registryUrl: rule.upstreamUrl,
+                ...(rule.region && { region: rule.region }),
+                credential: stored,
+                dispatcher,
+                timeoutMs: pull.headersTimeout,
+                now: () => now().getTime(),
+              })
+            : stored,
         dispatcher,
         quota,
         headersTimeoutMs: pull.headersTimeout,

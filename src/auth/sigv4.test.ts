@@ -11,6 +11,7 @@ import {
   canonicalUri,
   computeSignature,
   sha256Hex,
+  signRequest,
   toSignedRequest,
   verifySigV4,
   type SignedRequest,
@@ -470,4 +471,21 @@ test('get-vanilla canonical request matches the suite text', () => {
     canonical,
     'GET\n/\n\nhost:example.amazonaws.com\nx-amz-date:20150830T123600Z\n\nhost;x-amz-date\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855',
   );
+});
+
+test('signRequest signs as the AWS SDK does (same headers, date and key give the same Authorization)', async () => {
+  const target = 'AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken';
+  const headers = { 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': target };
+  const sdk = await sdkSign({ body: '{}', target, region: 'eu-west-1' });
+  // The SDK also signs its own bookkeeping headers (not user-agent); sign exactly the same set here.
+  const unsigned = new Set(['authorization', 'x-amz-date', 'host', 'user-agent']);
+  const same = Object.fromEntries(Object.entries(sdk.headers).filter(([k]) => !unsigned.has(k)));
+  const ours = signRequest(
+    { method: 'POST', url: new URL('http://127.0.0.1:5000/'), headers: { ...headers, ...same }, body: '{}' },
+    { accessKeyId: AKID, secretAccessKey: SECRET },
+    { region: 'eu-west-1', service: 'ecr' },
+    AT,
+  );
+  assert.equal(ours['x-amz-date'], sdk.headers['x-amz-date']);
+  assert.equal(ours.authorization, sdk.headers.authorization);
 });

@@ -551,3 +551,45 @@ function printable(value: string): string {
   const clean = value.replace(/[^\x20-\x7e]/g, '?');
   return clean.length > 64 ? `${clean.slice(0, 64)}...` : clean;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Signing (Cistern as a client of an AWS JSON API: ECR as an upstream)
+// ---------------------------------------------------------------------------------------------------------
+
+export interface SigningCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+/**
+ * Headers that sign a request with SigV4 (`authorization` and `x-amz-date`), to be sent together with
+ * `headers`, every one of which is signed, plus `host`.
+ */
+export function signRequest(
+  request: { method: string; url: URL; headers: Record<string, string>; body: string },
+  credentials: SigningCredentials,
+  scope: { region: string; service: string },
+  now: Date,
+): Record<string, string> {
+  const amzDate = formatAmzDate(now);
+  const headers: Record<string, string> = { ...lowerCaseKeys(request.headers), host: request.url.host, 'x-amz-date': amzDate };
+  const signedHeaders = Object.keys(headers).sort();
+  const canonical = buildCanonicalRequest({
+    method: request.method,
+    path: request.url.pathname,
+    query: request.url.search.slice(1),
+    headers,
+    signedHeaders,
+    payloadHash: sha256Hex(request.body),
+  });
+  const credentialScope = `${amzDate.slice(0, 8)}/${scope.region}/${scope.service}/aws4_request`;
+  const signature = computeSignature(credentials.secretAccessKey, amzDate, credentialScope, canonical);
+  return {
+    'x-amz-date': amzDate,
+    authorization: `${ALGORITHM} Credential=${credentials.accessKeyId}/${credentialScope}, SignedHeaders=${signedHeaders.join(';')}, Signature=${signature}`,
+  };
+}
+
+function lowerCaseKeys(headers: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+}

@@ -13,6 +13,8 @@ export interface CacheRule {
   concurrency: number;
   maxBytes?: number;
   evictAfterUnusedDays?: number;
+  /** The AWS region an `ecr` upstream signs for, when its host does not say. */
+  region?: string;
 }
 
 export interface RuleMatch {
@@ -24,7 +26,7 @@ export interface RuleMatch {
 export const ROOT = 'ROOT';
 
 export function ruleFromRecord(record: CacheRuleRecord, defaults: { freshnessMs: number; concurrency: number }): CacheRule {
-  const settings = record.settings as { freshnessMs?: number; concurrency?: number; maxBytes?: number; evictAfterUnusedDays?: number };
+  const settings = record.settings as { freshnessMs?: number; concurrency?: number; maxBytes?: number; evictAfterUnusedDays?: number; region?: string };
   return {
     prefix: record.prefix,
     upstreamUrl: record.upstreamUrl,
@@ -35,6 +37,7 @@ export function ruleFromRecord(record: CacheRuleRecord, defaults: { freshnessMs:
     concurrency: settings.concurrency ?? defaults.concurrency,
     ...(settings.maxBytes !== undefined && { maxBytes: settings.maxBytes }),
     ...(settings.evictAfterUnusedDays !== undefined && { evictAfterUnusedDays: settings.evictAfterUnusedDays }),
+    ...(settings.region !== undefined && { region: settings.region }),
   };
 }
 

@@ -30,6 +30,7 @@ export async function seedFromConfig(config: Config, metadata: MetadataStore, cr
           ...(entry.concurrency !== undefined && { concurrency: entry.concurrency }),
           ...(entry.maxBytes !== undefined && { maxBytes: entry.maxBytes }),
           ...(entry.evictAfterUnusedDays !== undefined && { evictAfterUnusedDays: entry.evictAfterUnusedDays }),
+          ...(entry.region !== undefined && { region: entry.region }),
         },
         source: 'config',
       },

@@ -43,3 +43,16 @@ test('${VAR} comes from the environment; an unset variable is an error', async (
     await rm(dir, { recursive: true });
   }
 });
+
+test('registry entries: `gitlab` is ECR\'s gitlab-container-registry; an ecr region must be a region', () => {
+  const config = parseConfig({
+    registries: {
+      gitlab: { registry: 'registry.gitlab.com', kind: 'gitlab' },
+      ecr: { registry: '123456789012.dkr.ecr.eu-west-1.amazonaws.com', kind: 'ecr', region: 'eu-west-1' },
+    },
+  });
+  assert.equal(config.registries['gitlab']!.kind, 'gitlab-container-registry');
+  assert.equal(config.registries['ecr']!.region, 'eu-west-1');
+  assert.throws(() => parseConfig({ registries: { ecr: { registry: 'x.example', kind: 'ecr', region: 'Mars' } } }), /registries\.ecr\.region/);
+  assert.throws(() => parseConfig({ registries: { other: { registry: 'x.example', kind: 'harbour' } } }), /registries\.other\.kind/);
+});

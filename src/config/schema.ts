@@ -54,7 +54,16 @@ export const registryEntry = z
     registry: z.string().min(1),
     username: z.string().min(1).optional(),
     accessToken: z.string().min(1).optional(),
-    kind: z.enum(UPSTREAM_KINDS).optional(),
+    // `gitlab` is what people call it; ECR's API calls it gitlab-container-registry.
+    kind: z
+      .enum([...UPSTREAM_KINDS, 'gitlab'])
+      .transform((kind) => (kind === 'gitlab' ? 'gitlab-container-registry' : kind))
+      .optional(),
+    /** AWS region an `ecr` upstream's API requests are signed for (default: the one in its host name). */
+    region: z
+      .string()
+      .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'an AWS region such as eu-west-1')
+      .optional(),
     upstreamPrefix: z.string().optional(),
     freshness: duration.optional(),
     concurrency: z.number().int().min(1).max(1000).optional(),

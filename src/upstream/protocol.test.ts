@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseChallenge } from './challenge.ts';
+import { ecrEndpoint } from './ecr-credential.ts';
 import { kindOfHost, upstreamUrl } from './presets.ts';
 import { parseRateLimit, QuotaTracker } from './quota.ts';
 
@@ -38,4 +39,17 @@ test('upstream kinds and URLs', () => {
   assert.equal(upstreamUrl('docker.io', 'docker-hub'), 'https://registry-1.docker.io');
   assert.equal(upstreamUrl('ghcr.io', 'github-container-registry'), 'https://ghcr.io');
   assert.equal(upstreamUrl('http://127.0.0.1:5001/', 'oci'), 'http://127.0.0.1:5001');
+});
+
+test('an ECR upstream signs for the region in its host, and its API lives at api.ecr', () => {
+  const aws = ecrEndpoint('https://123456789012.dkr.ecr.eu-west-1.amazonaws.com', undefined);
+  assert.equal(aws.apiUrl.href, 'https://api.ecr.eu-west-1.amazonaws.com/');
+  assert.equal(aws.region, 'eu-west-1');
+  const china = ecrEndpoint('https://123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn', undefined);
+  assert.equal(china.apiUrl.href, 'https://api.ecr.cn-north-1.amazonaws.com.cn/');
+  // An ECR-compatible registry elsewhere (another Cistern) answers the API on its own origin.
+  const other = ecrEndpoint('http://127.0.0.1:5001', 'eu-central-1');
+  assert.equal(other.apiUrl.href, 'http://127.0.0.1:5001/');
+  assert.equal(other.region, 'eu-central-1');
+  assert.equal(ecrEndpoint('https://registry.example', undefined).region, 'us-east-1');
 });

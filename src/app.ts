@@ -149,6 +149,13 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     log,
     now,
   });
+  // What `cistern lifecycle run`, `cistern apply` or another instance changed in the store must not be
+  // served from memory here: forget it, and pick up rule changes at once.
+  const stopWatching = metadata.watchExternalChanges(() => {
+    local.forgetCached();
+    registry.forgetCached();
+    void reloadRules().catch((err: unknown) => log.error({ err }, 'reloading cache rules failed'));
+  });
 
   const accessControl = new AccessControl(config.aws.accountId);
   const auth = config.auth.enabled
@@ -316,6 +323,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       clearInterval(gcTimer);
       clearInterval(ruleTimer);
       clearInterval(evictTimer);
+      stopWatching();
       await evicting;
       await collecting;
       await lifecycle.stop();

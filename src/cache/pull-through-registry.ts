@@ -61,6 +61,11 @@ export class PullThroughRegistry implements Registry {
     await Promise.all([...this.pendingLinks]);
   }
 
+  /** Drops the tag states held in memory (the store was changed by someone else). */
+  forgetCached(): void {
+    this.tagStates.clear();
+  }
+
   private remember(key: string, state: TagState): void {
     this.tagStates.set(key, state, key.length + state.digest.length + 64);
   }

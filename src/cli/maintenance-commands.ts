@@ -8,9 +8,8 @@ import { LocalRegistry } from '../registry/local-registry.ts';
 import { openStores } from '../stores.ts';
 
 /**
- * `cistern gc` and `cistern lifecycle run`, against the store directly. A running server sees their
- * deletions at once except for manifests it already holds in memory; run them on a stopped server, or
- * rely on the server's own schedules (gc.interval, lifecycle.interval), which need no coordination.
+ * `cistern gc` and `cistern lifecycle run`, against the store directly. A running server on the same
+ * store notices their commits within a quarter of a second and forgets what it held in memory.
  */
 export function addMaintenanceCommands(program: Command): void {
   program

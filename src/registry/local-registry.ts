@@ -179,6 +179,12 @@ export class LocalRegistry implements Registry {
     return this.metadata.tags.state(repository, tag);
   }
 
+  /** Drops every manifest and tag held in memory (the store was changed by someone else). */
+  forgetCached(): void {
+    this.manifestCache.clear();
+    this.tagCache.clear();
+  }
+
   /** Deletes a repository with everything in it; its blobs go when garbage collection finds them unused. */
   async deleteRepository(repository: string): Promise<boolean> {
     const deleted = await this.metadata.repositories.delete(repository);

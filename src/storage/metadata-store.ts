@@ -256,5 +256,11 @@ export interface MetadataStore {
   cacheRules: CacheRuleMetadata;
   templates: CreationTemplateMetadata;
   identities: IdentityMetadata;
+  /**
+   * Calls `onChange` soon after a change that someone else committed (`cistern lifecycle run` on the same
+   * database, another instance), so that what is held in memory above the store can be forgotten.
+   * Returns a function that stops watching.
+   */
+  watchExternalChanges(onChange: () => void): () => void;
   close(): Promise<void>;
 }

@@ -1,5 +1,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ECRClient, StartLifecyclePolicyPreviewCommand, GetLifecyclePolicyPreviewCommand, GetLifecyclePolicyCommand } from '@aws-sdk/client-ecr';
 import { startCistern, type TestCistern } from '../helpers/cistern.ts';
 import { pull } from '../helpers/pull.ts';
@@ -97,6 +101,45 @@ describe('lifecycle policies on cached repositories', () => {
       assert.ok(policy.lastEvaluatedAt instanceof Date, 'the runs above are recorded');
     } finally {
       ecr.destroy();
+    }
+  });
+});
+
+describe('lifecycle run from the command line, beside a running server', () => {
+  it('the server stops serving what the CLI expired, though it held it in memory', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cistern-lifecycle-cli-'));
+    const upstream = await startFakeUpstream({ auth: 'none' });
+    const images = [0, 1, 2, 3].map((i) => buildImage({ seed: `lifecycle-cli-${i}`, layers: [{ size: 2000, compress: false }] }));
+    images.forEach((image, i) => upstream.addImage('library/app', `v${i}`, image));
+    const settings = { registries: { hub: { registry: upstream.url, kind: 'docker-hub' } }, templates: { hub: { lifecyclePolicy: KEEP_3 } } };
+    let clock = Date.parse('2026-11-01T00:00:00Z');
+    const cistern = await startCistern(settings, dir, () => new Date(clock));
+    try {
+      for (let i = 0; i < 4; i++) {
+        await pull(cistern.url, 'hub/app', `v${i}`);
+        clock += DAY;
+      }
+      await cistern.app.local.flushPulls();
+      const config = join(dir, 'cli.yaml');
+      await writeFile(config, JSON.stringify({ storage: { directory: dir }, auth: { enabled: false }, ...settings }));
+      const cli = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts', 'lifecycle', 'run', '--config', config], { encoding: 'utf8' });
+      assert.equal(cli.status, 0, cli.stderr);
+      assert.match(cli.stdout, new RegExp(`expired hub/app@${images[0]!.manifestDigest}`));
+
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      upstream.reset();
+      const tags = (await (await fetch(`${cistern.url}/v2/hub/app/tags/list`)).json()) as { tags: string[] };
+      assert.deepEqual(tags.tags, ['v1', 'v2', 'v3']);
+      // v0 was in the server's memory; now it is a cold tag again, so the pull goes upstream.
+      assert.equal((await pull(cistern.url, 'hub/app', 'v0')).digest, images[0]!.manifestDigest);
+      assert.equal(upstream.count({ kind: 'manifest', method: 'GET' }), 1);
+      assert.equal((await pull(cistern.url, 'hub/app', 'v3')).digest, images[3]!.manifestDigest);
+      // (Days have passed on the server's clock, so v3 is revalidated with a HEAD, but not fetched again.)
+      assert.equal(upstream.count({ kind: 'manifest', method: 'GET' }), 1, 'the images kept are still served from the cache');
+    } finally {
+      await cistern.stop();
+      await upstream.stop();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

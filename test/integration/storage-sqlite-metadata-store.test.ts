@@ -69,4 +69,29 @@ describe('SqliteMetadataStore specifics', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+
+  it('tells a watcher about commits from another connection, not about its own', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cistern-sqlite-'));
+    const path = join(dir, 'metadata.db');
+    const server = SqliteMetadataStore.open(path);
+    const cli = SqliteMetadataStore.open(path);
+    let seen = 0;
+    const stop = server.watchExternalChanges(() => seen++, 20);
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 120));
+    try {
+      await server.repositories.create('own/write', {}, new Date());
+      await settle();
+      assert.equal(seen, 0, 'its own commits are not news');
+      await cli.repositories.create('other/write', {}, new Date());
+      await settle();
+      assert.equal(seen, 1);
+      await settle();
+      assert.equal(seen, 1, 'once per change, not on every tick');
+    } finally {
+      stop();
+      await cli.close();
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

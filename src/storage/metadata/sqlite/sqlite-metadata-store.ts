@@ -60,6 +60,21 @@ export class SqliteMetadataStore implements MetadataStore {
     return new SqliteMetadataStore(db);
   }
 
+  /** SQLite's data_version moves when another connection commits, never for this one's own writes. */
+  watchExternalChanges(onChange: () => void, intervalMs = 250): () => void {
+    const version = () => this.db.pragma('data_version', { simple: true }) as number;
+    let seen = version();
+    const timer = setInterval(() => {
+      if (!this.db.open) return;
+      const now = version();
+      if (now === seen) return;
+      seen = now;
+      onChange();
+    }, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
   async close(): Promise<void> {
     this.db.close();
   }

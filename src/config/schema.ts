@@ -123,10 +123,29 @@ export const configSchema = z
       .prefault({}),
     storage: z
       .object({
+        /** Blobs, uploads and the secret key; with the default metadata driver, SQLite's database too. */
         directory: z.string().default('./data'),
+        /** Where manifests, tags and settings live: SQLite in `directory`, or PostgreSQL shared by instances. */
+        metadata: z
+          .discriminatedUnion('driver', [
+            z.object({ driver: z.literal('sqlite') }).strict(),
+            z
+              .object({
+                driver: z.literal('postgres'),
+                /** postgres://user:password@host:5432/database (use ${ENV} for the password). */
+                url: z.string().regex(/^postgres(ql)?:\/\//, 'a postgres:// URL'),
+                schema: z
+                  .string()
+                  .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a plain lower-case identifier')
+                  .default('public'),
+                poolSize: z.number().int().min(1).max(200).default(10),
+              })
+              .strict(),
+          ])
+          .default({ driver: 'sqlite' }),
       })
       .strict()
-      .default({ directory: './data' }),
+      .prefault({}),
     log: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

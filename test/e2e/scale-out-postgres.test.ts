@@ -1,0 +1,88 @@
+/**
+ * Two Cistern instances on one PostgreSQL metadata store and one blob directory, as a scaled-out
+ * deployment runs them behind a load balancer: what one pushes or caches the other serves, and what one
+ * deletes the other stops serving within a second, though it held it in memory.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { startCistern, type TestCistern } from '../helpers/cistern.ts';
+import { pushImage } from '../helpers/oci.ts';
+import { pull } from '../helpers/pull.ts';
+import { buildImage } from '../fixtures/image-builder.ts';
+import { startFakeUpstream, type FakeUpstream } from '../fixtures/fake-upstream.ts';
+
+const URL_ = process.env['CISTERN_TEST_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+async function within(ms: number, check: () => Promise<boolean>): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return check();
+}
+
+describe('scale-out: two instances sharing PostgreSQL and a blob directory', { timeout: 120_000 }, () => {
+  const schema = `cistern_e2e_${randomBytes(6).toString('hex')}`;
+  let dir: string;
+  let upstream: FakeUpstream;
+  let a: TestCistern;
+  let b: TestCistern;
+  const cached = buildImage({ seed: 'scale-out-cached', layers: [{ size: 300_000, compress: false }] });
+
+  before(async () => {
+    const admin = new pg.Client({ connectionString: URL_ });
+    await admin.connect().catch((err: Error) => {
+      throw new Error(`PostgreSQL is not reachable at ${URL_} (${err.message}); start it with: pg_ctlcluster --skip-systemctl-redirect 15 main start`);
+    });
+    await admin.end();
+    dir = await mkdtemp(join(tmpdir(), 'cistern-scale-out-'));
+    upstream = await startFakeUpstream({ auth: 'none' });
+    upstream.addImage('library/cached', 'v1', cached);
+    const settings = {
+      storage: { directory: dir, metadata: { driver: 'postgres', url: URL_, schema } },
+      registries: { hub: { registry: upstream.url, kind: 'docker-hub' } },
+    };
+    // Started together, as a deployment's replicas are: migrations must not race.
+    [a, b] = await Promise.all([startCistern(settings, dir), startCistern(settings, dir)]);
+  });
+  after(async () => {
+    await a?.stop();
+    await b?.stop();
+    await upstream?.stop();
+    const admin = new pg.Client({ connectionString: URL_ });
+    await admin.connect();
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await admin.end();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('what one instance has pushed, the other serves', async () => {
+    const pushed = await pushImage(a.url, 'team/app', 'v1', 'scale-out/app');
+    const fromB = await pull(b.url, 'team/app', 'v1');
+    assert.equal(fromB.digest, pushed.digest);
+    assert.equal(fromB.blobs.length, 3);
+  });
+
+  it('what one instance has cached, the other serves without asking upstream', async () => {
+    assert.equal((await pull(a.url, 'hub/cached', 'v1')).digest, cached.manifestDigest);
+    await a.app.registry.settle();
+    upstream.reset();
+    assert.equal((await pull(b.url, 'hub/cached', 'v1')).digest, cached.manifestDigest);
+    assert.equal(upstream.requests.length, 0);
+  });
+
+  it('what one instance deletes, the other stops serving within a second', async () => {
+    await pushImage(a.url, 'team/gone', 'v1', 'scale-out/gone');
+    await pull(b.url, 'team/gone', 'v1'); // now in b's memory
+    const deleted = await fetch(`${a.url}/v2/team/gone/manifests/v1`, { method: 'DELETE' });
+    assert.equal(deleted.status, 202);
+    const gone = await within(1000, async () => (await fetch(`${b.url}/v2/team/gone/manifests/v1`)).status === 404);
+    assert.ok(gone, 'b still serves a tag a deleted');
+  });
+});

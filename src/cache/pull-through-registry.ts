@@ -93,7 +93,10 @@ export class PullThroughRegistry implements Registry {
       this.options.metrics.cacheLookups.inc({ rule, kind: 'manifest', result: 'miss' });
       // Digests never change, so a cached one never needs revalidation; a cold one is fetched.
       await this.guard(repository, options.guard);
-      return this.once(`${repository}@${reference.digest}`, () => this.fetchManifest(match, repository, reference.digest));
+      const key = `${repository}@${reference.digest}`;
+      return this.once(key, () =>
+        this.acrossFleet(key, () => this.storedByDigest(repository, reference.digest), () => this.fetchManifest(match, repository, reference.digest)),
+      );
     }
     const key = `${repository}:${reference.tag}`;
     let state = this.tagStates.get(key);
@@ -110,10 +113,41 @@ export class PullThroughRegistry implements Registry {
     // A caller who may not import still revalidates (a HEAD spends no quota) but is served what is cached.
     const mayImport = known ? await this.guard(repository, options.guard).then(() => true, () => false) : true;
     const manifest = await this.once(`${key}${mayImport ? '' : '#cached-only'}`, () =>
-      known ? this.revalidate(match, repository, reference.tag, known, mayImport) : this.fetchTag(match, repository, reference.tag),
+      this.acrossFleet(
+        key,
+        () => this.checkedSince(match, repository, reference.tag, known),
+        () => (known ? this.revalidate(match, repository, reference.tag, known, mayImport) : this.fetchTag(match, repository, reference.tag)),
+      ),
     );
     if (options.pull !== false) await this.local.getManifest(repository, { kind: 'digest', digest: manifest.digest }, options);
     return manifest;
+  }
+
+  /**
+   * Upstream work on `key` happens once per fleet, not once per instance: instances sharing the store take
+   * turns, and whoever comes second finds what the first stored and asks upstream nothing.
+   */
+  private acrossFleet(key: string, stored: () => Promise<StoredManifest | undefined>, work: () => Promise<StoredManifest>): Promise<StoredManifest> {
+    return this.options.metadata.locks.with(`upstream-manifest:${key}`, async () => (await stored()) ?? work());
+  }
+
+  private async storedByDigest(repository: RepositoryName, digest: Digest): Promise<StoredManifest | undefined> {
+    try {
+      return await this.local.getManifest(repository, { kind: 'digest', digest }, { pull: false });
+    } catch (err) {
+      if (err instanceof RegistryError && err.code === 'MANIFEST_UNKNOWN') return undefined;
+      throw err;
+    }
+  }
+
+  /** The tag as stored, if it was fetched or revalidated since `known` (by another instance) and is fresh. */
+  private async checkedSince(match: RuleMatch, repository: RepositoryName, tag: string, known: TagState | undefined): Promise<StoredManifest | undefined> {
+    const state = await this.local.tagState(repository, tag);
+    if (!state || (known && state.checkedAt <= known.checkedAt)) return undefined;
+    if (this.now().getTime() - state.checkedAt.getTime() >= match.rule.freshnessMs) return undefined;
+    this.remember(`${repository}:${tag}`, state);
+    this.options.metrics.cacheLookups.inc({ rule: match.rule.prefix, kind: 'manifest', result: 'hit' });
+    return this.local.getManifest(repository, { kind: 'digest', digest: state.digest }, { pull: false });
   }
 
   private async fetchTag(match: RuleMatch, repository: RepositoryName, tag: string): Promise<StoredManifest> {

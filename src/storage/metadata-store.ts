@@ -246,6 +246,17 @@ export interface IdentityMetadata {
   deleteExpiredLoginTokens(before: Date): Promise<number>;
 }
 
+/**
+ * Named locks held across every instance that shares the store, for work that should happen once per
+ * fleet rather than once per instance (an upstream manifest GET, which Docker Hub counts as a pull).
+ * They save duplicate work; nothing may depend on them for correctness (a holder whose connection to the
+ * store is lost keeps running while someone else takes the lock).
+ */
+export interface LockMetadata {
+  /** Runs `work` holding `name`; callers of the same name, in this instance or another, wait their turn. */
+  with<T>(name: string, work: () => Promise<T>): Promise<T>;
+}
+
 export interface MetadataStore {
   repositories: RepositoryMetadata;
   manifests: ManifestMetadata;
@@ -256,6 +267,7 @@ export interface MetadataStore {
   cacheRules: CacheRuleMetadata;
   templates: CreationTemplateMetadata;
   identities: IdentityMetadata;
+  locks: LockMetadata;
   /**
    * Calls `onChange` soon after a change that someone else committed (`cistern lifecycle run` on the same
    * database, another instance), so that what is held in memory above the store can be forgotten.

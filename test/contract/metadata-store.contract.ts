@@ -1278,6 +1278,31 @@ export function metadataStoreContract(driverName: string, open: () => Promise<Me
       });
     });
 
+    describe('locks', () => {
+      it('runs the holders of one name one at a time, in order, and other names meanwhile', async () => {
+        const events: string[] = [];
+        const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+        const hold = (name: string, label: string, ms: number) =>
+          store.locks.with(name, async () => {
+            events.push(`${label} in`);
+            await sleep(ms);
+            events.push(`${label} out`);
+            return label;
+          });
+        const first = hold('manifest:a', 'a1', 80);
+        await sleep(20);
+        const results = await Promise.all([first, hold('manifest:a', 'a2', 10), hold('manifest:b', 'b', 10)]);
+        assert.deepEqual(results, ['a1', 'a2', 'b']);
+        assert.ok(events.indexOf('b out') < events.indexOf('a1 out'), 'another name did not wait');
+        assert.ok(events.indexOf('a1 out') < events.indexOf('a2 in'), 'the same name did not wait');
+      });
+
+      it('lets go of a lock whose work failed', async () => {
+        await assert.rejects(store.locks.with('manifest:x', async () => Promise.reject(new Error('boom'))), /boom/);
+        assert.equal(await store.locks.with('manifest:x', async () => 'next'), 'next');
+      });
+    });
+
     describe('identities', () => {
       const policy = [
         { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: ['ecr:*', 'secretsmanager:*'], Resource: '*' }] },

@@ -77,6 +77,19 @@ describe('scale-out: two instances sharing PostgreSQL and a blob directory', { t
     assert.equal(upstream.requests.length, 0);
   });
 
+  it('concurrent cold pulls through both instances cost upstream one manifest GET, not one per instance', async () => {
+    const image = buildImage({ seed: 'scale-out-herd', layers: [{ size: 50_000, compress: false }] });
+    upstream.addImage('library/herd', 'v1', image);
+    upstream.reset();
+    // Slow answers, so that both instances are asking at the same time.
+    const slow = upstream.fault({ kind: 'manifest' }, { type: 'slow', headersDelayMs: 300 });
+    const pulls = Array.from({ length: 10 }, (_, i) => pull(i % 2 === 0 ? a.url : b.url, 'hub/herd', 'v1'));
+    for (const pulled of await Promise.all(pulls)) assert.equal(pulled.digest, image.manifestDigest);
+    slow.clear();
+    assert.equal(upstream.count({ kind: 'manifest', method: 'GET' }), 1);
+    assert.equal(upstream.count({ kind: 'manifest', method: 'HEAD' }), 0);
+  });
+
   it('what one instance deletes, the other stops serving within a second', async () => {
     await pushImage(a.url, 'team/gone', 'v1', 'scale-out/gone');
     await pull(b.url, 'team/gone', 'v1'); // now in b's memory

@@ -309,6 +309,48 @@ describe('PostgresMetadataStore specifics', () => {
     });
   });
 
+  it('holds a named lock across instances, and lets go when the holder\'s session ends', async () => {
+    await withSchema(async (schema) => {
+      const [a, b] = await Promise.all([open(schema), open(schema)]);
+      try {
+        const order: string[] = [];
+        let releaseA!: () => void;
+        const held = new Promise<void>((resolve) => (releaseA = resolve));
+        let entered!: () => void;
+        const inside = new Promise<void>((resolve) => (entered = resolve));
+        const first = a.locks.with('manifest:x', async () => {
+          order.push('a in');
+          entered();
+          await held;
+          order.push('a out');
+        });
+        await inside;
+        const second = b.locks.with('manifest:x', async () => void order.push('b in'));
+        const other = b.locks.with('manifest:y', async () => void order.push('b other'));
+        await other;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        assert.deepEqual(order, ['a in', 'b other'], 'b waits for a on the same name only');
+        releaseA();
+        await Promise.all([first, second]);
+        assert.deepEqual(order, ['a in', 'b other', 'a out', 'b in']);
+
+        // An instance that dies holding a lock does not hold it for ever: its session's locks go with it.
+        let hang!: () => void;
+        const stuck = a.locks.with('manifest:z', () => new Promise<void>((resolve) => (hang = resolve)));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        await admin((client) =>
+          client.query("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid() AND granted"),
+        );
+        assert.equal(await b.locks.with('manifest:z', async () => 'taken'), 'taken');
+        hang();
+        await stuck.catch(() => undefined);
+      } finally {
+        await a.close();
+        await b.close();
+      }
+    });
+  });
+
   it('refuses a schema name that is not a plain identifier, before connecting', async () => {
     for (const schema of ['Cistern', 'a-b', 'x; DROP SCHEMA public CASCADE', '"quoted"', '', '1abc', 'a'.repeat(64), 'pg_catalog', 'white space', 'é']) {
       // An unusable URL too: the name is refused before any connection is tried.

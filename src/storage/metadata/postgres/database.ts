@@ -126,6 +126,11 @@ export async function transaction<T>(pool: Db, work: (client: pg.PoolClient) => 
   for (let attempt = 1; ; attempt++) {
     const client = await pool.connect();
     let broken: Error | undefined;
+    // A connection lost between two statements (no query in flight) must not crash the process.
+    const lost = (err: Error) => {
+      broken = err;
+    };
+    client.on('error', lost);
     try {
       await client.query('BEGIN');
       const result = await work(client);
@@ -138,6 +143,7 @@ export async function transaction<T>(pool: Db, work: (client: pg.PoolClient) => 
       if (attempt < 3 && err instanceof pg.DatabaseError && err.code !== undefined && RETRYABLE.has(err.code)) continue;
       throw err;
     } finally {
+      client.off('error', lost);
       // A client whose rollback failed is in an unknown state: the pool discards it.
       client.release(broken);
     }

@@ -5,6 +5,7 @@ import type {
   CacheRuleMetadata,
   CreationTemplateMetadata,
   IdentityMetadata,
+  LockMetadata,
   ManifestMetadata,
   MetadataStore,
   RepositoryMetadata,
@@ -17,6 +18,7 @@ import { PostgresBlobLinks } from './blob-links.ts';
 import { PostgresCacheRules, PostgresTemplates } from './cache-rules.ts';
 import { ChangeListener } from './changes.ts';
 import { PostgresIdentities } from './identities.ts';
+import { PostgresLocks } from './locks.ts';
 import { PostgresManifests } from './manifests.ts';
 import { PostgresRepositories } from './repositories.ts';
 import { PostgresSecrets } from './secrets.ts';
@@ -50,6 +52,7 @@ export class PostgresMetadataStore implements MetadataStore {
   readonly cacheRules: CacheRuleMetadata;
   readonly templates: CreationTemplateMetadata;
   readonly identities: IdentityMetadata;
+  readonly locks: LockMetadata;
   private readonly listeners = new Set<ChangeListener>();
   /** Listeners told to stop whose connection may still be closing: close() waits for them too. */
   private readonly stopping = new Set<Promise<void>>();
@@ -57,6 +60,7 @@ export class PostgresMetadataStore implements MetadataStore {
 
   private constructor(
     private readonly db: Db,
+    private readonly lockPool: pg.Pool,
     private readonly config: pg.ClientConfig,
     private readonly schema: string,
     private readonly instanceId: string,
@@ -70,6 +74,7 @@ export class PostgresMetadataStore implements MetadataStore {
     this.cacheRules = new PostgresCacheRules(db);
     this.templates = new PostgresTemplates(db);
     this.identities = new PostgresIdentities(db);
+    this.locks = new PostgresLocks(lockPool, schema);
   }
 
   /** Connects, creating the schema if needed and migrating it. */
@@ -90,7 +95,9 @@ export class PostgresMetadataStore implements MetadataStore {
       const reason = err instanceof Error ? err.message : String(err);
       throw new Error(`opening the PostgreSQL metadata store at ${describeUrl(options.url)} (schema ${schema}) failed: ${reason}`, { cause: err });
     }
-    return new PostgresMetadataStore(pool, config, schema, instanceId);
+    const lockPool = new pg.Pool({ ...config, max: poolSize });
+    lockPool.on('error', () => undefined);
+    return new PostgresMetadataStore(pool, lockPool, config, schema, instanceId);
   }
 
   /** LISTEN/NOTIFY: the triggers notify on commit, and notifications carrying this instance's id are skipped. */
@@ -110,7 +117,7 @@ export class PostgresMetadataStore implements MetadataStore {
     this.closing ??= (async () => {
       await Promise.all([...[...this.listeners].map((listener) => listener.stop()), ...this.stopping]);
       this.listeners.clear();
-      await this.db.end();
+      await Promise.all([this.db.end(), this.lockPool.end()]);
     })();
     return this.closing;
   }

@@ -6,6 +6,7 @@ import type {
   CacheRuleMetadata,
   CreationTemplateMetadata,
   IdentityMetadata,
+  LockMetadata,
   ManifestMetadata,
   MetadataStore,
   RepositoryMetadata,
@@ -13,6 +14,7 @@ import type {
   TagMetadata,
   UploadMetadata,
 } from '../../metadata-store.ts';
+import { ProcessLocks } from '../process-locks.ts';
 import { migrate, type Db } from './database.ts';
 import { SqliteBlobLinks } from './blob-links.ts';
 import { SqliteCacheRules, SqliteTemplates } from './cache-rules.ts';
@@ -33,6 +35,8 @@ export class SqliteMetadataStore implements MetadataStore {
   readonly cacheRules: CacheRuleMetadata;
   readonly templates: CreationTemplateMetadata;
   readonly identities: IdentityMetadata;
+  /** One process serves a SQLite store, so its locks need not leave the process. */
+  readonly locks: LockMetadata = new ProcessLocks();
 
   private constructor(private readonly db: Db) {
     this.repositories = new SqliteRepositories(db);

@@ -61,7 +61,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const identities = new IdentityService(metadata.identities, box, now);
   await seedFromConfig(config, metadata, credentials, log, now());
 
-  const locks = new BlobLocks();
+  const locks = new BlobLocks(metadata.locks);
   const local = new LocalRegistry({
     blobs,
     metadata,

@@ -22,11 +22,11 @@ export function addMaintenanceCommands(program: Command): void {
       const stores = await openStores(config);
       try {
         const log = pino({ level: 'warn' });
-        const gc = new GarbageCollector({ metadata: stores.metadata, blobs: stores.blobs, locks: new BlobLocks(), graceMs: config.gc.grace, now: () => new Date(), log });
+        const gc = new GarbageCollector({ metadata: stores.metadata, blobs: stores.blobs, locks: new BlobLocks(stores.metadata.locks), graceMs: config.gc.grace, now: () => new Date(), log });
         const report = await gc.run({ dryRun: !!options.dryRun });
         console.log(`${options.dryRun ? 'would reclaim' : 'reclaimed'} ${report.blobsDeleted} blobs, ${report.bytesReclaimed} bytes; ${report.linksRemoved} unused blob links`);
         if (!options.dryRun) {
-          const registry = new LocalRegistry({ blobs: stores.blobs, metadata: stores.metadata, locks: new BlobLocks(), manifestCacheBytes: 0, pullFlushIntervalMs: 60_000 });
+          const registry = new LocalRegistry({ blobs: stores.blobs, metadata: stores.metadata, locks: new BlobLocks(stores.metadata.locks), manifestCacheBytes: 0, pullFlushIntervalMs: 60_000 });
           const uploads = await registry.expireUploads(config.uploads.expireAfter);
           await registry.close();
           console.log(`removed ${uploads} abandoned uploads`);
@@ -51,7 +51,7 @@ export function addMaintenanceCommands(program: Command): void {
       const registry = new LocalRegistry({
         blobs: stores.blobs,
         metadata: stores.metadata,
-        locks: new BlobLocks(),
+        locks: new BlobLocks(stores.metadata.locks),
         manifestCacheBytes: 0,
         pullFlushIntervalMs: 60_000,
       });

@@ -6,12 +6,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { startCistern, type TestCistern } from '../helpers/cistern.ts';
-import { pushImage } from '../helpers/oci.ts';
+import { blob, pushBlob, pushImage } from '../helpers/oci.ts';
+import { PostgresMetadataStore } from '../../src/storage/metadata/postgres/postgres-metadata-store.ts';
 import { pull } from '../helpers/pull.ts';
 import { buildImage } from '../fixtures/image-builder.ts';
 import { startFakeUpstream, type FakeUpstream } from '../fixtures/fake-upstream.ts';
@@ -97,5 +98,58 @@ describe('scale-out: two instances sharing PostgreSQL and a blob directory', { t
     assert.equal(deleted.status, 202);
     const gone = await within(1000, async () => (await fetch(`${b.url}/v2/team/gone/manifests/v1`)).status === 404);
     assert.ok(gone, 'b still serves a tag a deleted');
+  });
+});
+
+describe('scale-out: garbage collection on one instance and pushes on another', { timeout: 60_000 }, () => {
+  const schema = `cistern_e2e_${randomBytes(6).toString('hex')}`;
+  let dir: string;
+  let a: TestCistern;
+  let b: TestCistern;
+  let holder: PostgresMetadataStore;
+  let offset = 0;
+  const clock = () => new Date(Date.now() + offset);
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'cistern-scale-out-gc-'));
+    const settings = { storage: { directory: dir, metadata: { driver: 'postgres', url: URL_, schema } } };
+    [a, b] = await Promise.all([startCistern(settings, dir, clock), startCistern(settings, dir, clock)]);
+    holder = await PostgresMetadataStore.open({ url: URL_, schema });
+  });
+  after(async () => {
+    await holder?.close();
+    await a?.stop();
+    await b?.stop();
+    const admin = new pg.Client({ connectionString: URL_ });
+    await admin.connect();
+    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    await admin.end();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("waits for a blob's lock held anywhere in the fleet before deleting it", async () => {
+    const orphan = blob('scale-out/orphan', 4096);
+    assert.equal((await pushBlob(b.url, 'team/orphan', orphan)).status, 201);
+    const path = join(dir, 'blobs', 'sha256', orphan.digest.slice(7, 9), orphan.digest.slice(7));
+    offset += 2 * 3_600_000; // past the grace period: nothing references the blob any more
+
+    // Another instance is, say, committing and linking this very blob: it holds the blob's lock.
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let entered!: () => void;
+    const inside = new Promise<void>((resolve) => (entered = resolve));
+    const holding = holder.locks.with(`blob:${orphan.digest}`, async () => {
+      entered();
+      await held;
+    });
+    await inside;
+    const collecting = a.app.gc.run();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await stat(path); // still there: the collector waits for the lock
+    release();
+    await holding;
+    const report = await collecting;
+    assert.equal(report.blobsDeleted, 1);
+    await assert.rejects(stat(path));
   });
 });

@@ -319,7 +319,8 @@ export function createOciApi(options: OciApiOptions) {
       await handler(req, res, target.query);
     } catch (err) {
       const error = sendError(res, err, method === 'HEAD');
-      if (error.code === 'INTERNAL') options.onInternalError(err, req);
+      // A lost database (UNAVAILABLE) is logged with its cause, as a bug is.
+      if (error.code === 'INTERNAL' || error.code === 'UNAVAILABLE') options.onInternalError(err, req);
     }
   };
 }

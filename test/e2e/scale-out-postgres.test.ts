@@ -5,19 +5,17 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { startCistern, type TestCistern } from '../helpers/cistern.ts';
 import { blob, pushBlob, pushImage } from '../helpers/oci.ts';
 import { PostgresMetadataStore } from '../../src/storage/metadata/postgres/postgres-metadata-store.ts';
 import { pull } from '../helpers/pull.ts';
+import { dropSchema, freshSchema, POSTGRES_URL, requirePostgres } from '../helpers/postgres.ts';
 import { buildImage } from '../fixtures/image-builder.ts';
 import { startFakeUpstream, type FakeUpstream } from '../fixtures/fake-upstream.ts';
 
-const URL_ = process.env['CISTERN_TEST_POSTGRES_URL'] ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 async function within(ms: number, check: () => Promise<boolean>): Promise<boolean> {
   const deadline = Date.now() + ms;
@@ -29,7 +27,7 @@ async function within(ms: number, check: () => Promise<boolean>): Promise<boolea
 }
 
 describe('scale-out: two instances sharing PostgreSQL and a blob directory', { timeout: 120_000 }, () => {
-  const schema = `cistern_e2e_${randomBytes(6).toString('hex')}`;
+  const schema = freshSchema();
   let dir: string;
   let upstream: FakeUpstream;
   let a: TestCistern;
@@ -37,16 +35,12 @@ describe('scale-out: two instances sharing PostgreSQL and a blob directory', { t
   const cached = buildImage({ seed: 'scale-out-cached', layers: [{ size: 300_000, compress: false }] });
 
   before(async () => {
-    const admin = new pg.Client({ connectionString: URL_ });
-    await admin.connect().catch((err: Error) => {
-      throw new Error(`PostgreSQL is not reachable at ${URL_} (${err.message}); start it with: pg_ctlcluster --skip-systemctl-redirect 15 main start`);
-    });
-    await admin.end();
+    await requirePostgres();
     dir = await mkdtemp(join(tmpdir(), 'cistern-scale-out-'));
     upstream = await startFakeUpstream({ auth: 'none' });
     upstream.addImage('library/cached', 'v1', cached);
     const settings = {
-      storage: { directory: dir, metadata: { driver: 'postgres', url: URL_, schema } },
+      storage: { directory: dir, metadata: { driver: 'postgres', url: POSTGRES_URL, schema } },
       registries: { hub: { registry: upstream.url, kind: 'docker-hub' } },
     };
     // Started together, as a deployment's replicas are: migrations must not race.
@@ -56,10 +50,7 @@ describe('scale-out: two instances sharing PostgreSQL and a blob directory', { t
     await a?.stop();
     await b?.stop();
     await upstream?.stop();
-    const admin = new pg.Client({ connectionString: URL_ });
-    await admin.connect();
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await admin.end();
+    await dropSchema(schema);
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -102,7 +93,7 @@ describe('scale-out: two instances sharing PostgreSQL and a blob directory', { t
 });
 
 describe('scale-out: garbage collection on one instance and pushes on another', { timeout: 60_000 }, () => {
-  const schema = `cistern_e2e_${randomBytes(6).toString('hex')}`;
+  const schema = freshSchema();
   let dir: string;
   let a: TestCistern;
   let b: TestCistern;
@@ -112,18 +103,15 @@ describe('scale-out: garbage collection on one instance and pushes on another', 
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'cistern-scale-out-gc-'));
-    const settings = { storage: { directory: dir, metadata: { driver: 'postgres', url: URL_, schema } } };
+    const settings = { storage: { directory: dir, metadata: { driver: 'postgres', url: POSTGRES_URL, schema } } };
     [a, b] = await Promise.all([startCistern(settings, dir, clock), startCistern(settings, dir, clock)]);
-    holder = await PostgresMetadataStore.open({ url: URL_, schema });
+    holder = await PostgresMetadataStore.open({ url: POSTGRES_URL, schema });
   });
   after(async () => {
     await holder?.close();
     await a?.stop();
     await b?.stop();
-    const admin = new pg.Client({ connectionString: URL_ });
-    await admin.connect();
-    await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await admin.end();
+    await dropSchema(schema);
     await rm(dir, { recursive: true, force: true });
   });
 

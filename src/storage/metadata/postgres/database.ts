@@ -1,10 +1,54 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import { RegistryError } from '../../../domain/errors.ts';
 import type { PageRequest } from '../../metadata-store.ts';
 import { MIGRATIONS } from './migrations.ts';
 
 /** What the PostgreSQL driver's role modules share: the pool, migrations, and query helpers. */
-export type Db = pg.Pool;
+
+/**
+ * The pool, with one difference: losing the database (refused, dropped or timed-out connections, a server
+ * shutting down) is reported as the registry's UNAVAILABLE (503, worth retrying), not as an internal error.
+ */
+export class Db implements Queryable {
+  constructor(readonly pool: pg.Pool) {}
+
+  async query<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
+    try {
+      return await this.pool.query<R>(text, values);
+    } catch (err) {
+      throw unavailableIfLost(err);
+    }
+  }
+
+  async connect(): Promise<pg.PoolClient> {
+    try {
+      return await this.pool.connect();
+    } catch (err) {
+      throw unavailableIfLost(err);
+    }
+  }
+
+  end(): Promise<void> {
+    return this.pool.end();
+  }
+}
+
+const LOST_CONNECTION = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN']);
+
+/** A lost database as UNAVAILABLE; any other error unchanged. The original is kept as the cause, for the log. */
+export function unavailableIfLost(err: unknown): unknown {
+  if (err instanceof RegistryError) return err;
+  const code = (err as { code?: unknown } | undefined)?.code;
+  const message = err instanceof Error ? err.message : '';
+  const lost =
+    (typeof code === 'string' && (LOST_CONNECTION.has(code) || code.startsWith('08') || /^57P0[1-3]$/.test(code) || code === '53300')) ||
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(message);
+  if (!lost) return err;
+  const unavailable = new RegistryError('UNAVAILABLE', 'the metadata store is unavailable; try again');
+  (unavailable as { cause?: unknown }).cause = err;
+  return unavailable;
+}
 
 /** A pool or a client checked out of it for a transaction. */
 export interface Queryable {
@@ -141,7 +185,7 @@ export async function transaction<T>(pool: Db, work: (client: pg.PoolClient) => 
         broken = rollbackErr;
       });
       if (attempt < 3 && err instanceof pg.DatabaseError && err.code !== undefined && RETRYABLE.has(err.code)) continue;
-      throw err;
+      throw unavailableIfLost(err);
     } finally {
       client.off('error', lost);
       // A client whose rollback failed is in an unknown state: the pool discards it.

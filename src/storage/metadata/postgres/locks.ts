@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type pg from 'pg';
 import type { LockMetadata } from '../../metadata-store.ts';
+import { unavailableIfLost, type Db } from './database.ts';
 
 /**
  * Named locks as PostgreSQL session advisory locks, so they hold across every instance on the schema and
@@ -10,7 +10,7 @@ import type { LockMetadata } from '../../metadata-store.ts';
  */
 export class PostgresLocks implements LockMetadata {
   constructor(
-    private readonly pool: pg.Pool,
+    private readonly pool: Db,
     private readonly schema: string,
   ) {}
 
@@ -25,7 +25,9 @@ export class PostgresLocks implements LockMetadata {
     };
     client.on('error', lost);
     try {
-      await client.query('SELECT pg_advisory_lock($1, $2)', key);
+      await client.query('SELECT pg_advisory_lock($1, $2)', key).catch((err: unknown) => {
+        throw unavailableIfLost(err);
+      });
       try {
         return await work();
       } finally {

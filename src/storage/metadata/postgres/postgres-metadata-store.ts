@@ -13,7 +13,7 @@ import type {
   TagMetadata,
   UploadMetadata,
 } from '../../metadata-store.ts';
-import { changeChannel, connectionConfig, describeUrl, migrate, validSchema, type Db } from './database.ts';
+import { changeChannel, connectionConfig, Db, describeUrl, migrate, validSchema } from './database.ts';
 import { PostgresBlobLinks } from './blob-links.ts';
 import { PostgresCacheRules, PostgresTemplates } from './cache-rules.ts';
 import { ChangeListener } from './changes.ts';
@@ -60,7 +60,7 @@ export class PostgresMetadataStore implements MetadataStore {
 
   private constructor(
     private readonly db: Db,
-    private readonly lockPool: pg.Pool,
+    private readonly lockPool: Db,
     private readonly config: pg.ClientConfig,
     private readonly schema: string,
     private readonly instanceId: string,
@@ -84,10 +84,10 @@ export class PostgresMetadataStore implements MetadataStore {
     if (!Number.isInteger(poolSize) || poolSize < 1) throw new Error(`poolSize must be a positive integer, not ${poolSize}`);
     const instanceId = `cistern-${randomBytes(8).toString('hex')}`;
     const config = connectionConfig(options.url, schema, instanceId);
-    const pool = new pg.Pool({ ...config, max: poolSize });
+    const pool = new Db(new pg.Pool({ ...config, max: poolSize }));
     // An idle connection that breaks (database restart) is dropped by the pool; without a listener the
     // 'error' event would crash the process.
-    pool.on('error', () => undefined);
+    pool.pool.on('error', () => undefined);
     try {
       await migrate(pool, schema);
     } catch (err) {
@@ -95,8 +95,8 @@ export class PostgresMetadataStore implements MetadataStore {
       const reason = err instanceof Error ? err.message : String(err);
       throw new Error(`opening the PostgreSQL metadata store at ${describeUrl(options.url)} (schema ${schema}) failed: ${reason}`, { cause: err });
     }
-    const lockPool = new pg.Pool({ ...config, max: poolSize });
-    lockPool.on('error', () => undefined);
+    const lockPool = new Db(new pg.Pool({ ...config, max: poolSize }));
+    lockPool.pool.on('error', () => undefined);
     return new PostgresMetadataStore(pool, lockPool, config, schema, instanceId);
   }
 

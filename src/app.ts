@@ -1,3 +1,4 @@
+import type { ServerResponse } from 'node:http';
 import { pino, type Logger } from 'pino';
 import { Agent } from 'undici';
 import { BlobFills } from './cache/blob-fill.ts';
@@ -274,6 +275,19 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     const body = await metrics.registry.metrics();
     res.writeHead(200, { 'Content-Type': metrics.registry.contentType }).end(body);
   };
+  // Probes for load balancers and Kubernetes: alive while the process serves; ready while it can reach
+  // its metadata store and is not shutting down. Neither needs credentials nor says more than that.
+  let draining = false;
+  const probeAnswer = (res: ServerResponse, problem: string | undefined): void => {
+    res
+      .writeHead(problem ? 503 : 200, { 'Content-Type': 'text/plain; charset=utf-8', 'Cache-Control': 'no-store' })
+      .end(problem ? `${problem}\n` : 'ok\n');
+  };
+  const liveness: RequestHandler = async (_req, res) => probeAnswer(res, undefined);
+  const readiness: RequestHandler = async (_req, res) => {
+    const problem = draining ? 'shutting down' : await within(metadata.ping(), READINESS_TIMEOUT_MS).then(() => undefined, () => 'metadata store unavailable');
+    probeAnswer(res, problem);
+  };
   const notFound: RequestHandler = async (_req, res) => {
     res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found\n');
   };
@@ -284,6 +298,8 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     route: (req, { path }) => {
       if (path === '/v2' || path.startsWith('/v2/')) return oci;
       if (path === '/metrics') return metricsEndpoint;
+      if (path === '/livez') return liveness;
+      if (path === '/readyz') return readiness;
       if (path === '/' && req.headers['x-amz-target']) return ecr;
       return notFound;
     },
@@ -319,6 +335,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     log,
     reloadRules,
     async close() {
+      draining = true;
       clearInterval(sweeper);
       clearInterval(gcTimer);
       clearInterval(ruleTimer);
@@ -335,4 +352,15 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       await blobs.close();
     },
   };
+}
+
+const READINESS_TIMEOUT_MS = 2000;
+
+/** `promise`, or a rejection once `ms` have passed (a database that does not answer is not ready). */
+function within<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

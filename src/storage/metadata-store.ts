@@ -274,5 +274,7 @@ export interface MetadataStore {
    * Returns a function that stops watching.
    */
   watchExternalChanges(onChange: () => void): () => void;
+  /** Resolves when the store answers a trivial query (readiness checks); throws when it cannot. */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -51,6 +51,10 @@ export function metadataStoreContract(driverName: string, open: () => Promise<Me
       await harness.cleanup();
     });
 
+    it('answers a ping', async () => {
+      await store.ping();
+    });
+
     it('starts empty', async () => {
       const digest = digestOf(Buffer.from('nothing'));
       assert.deepEqual(await store.repositories.list({ limit: 100 }), []);

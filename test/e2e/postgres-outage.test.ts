@@ -97,6 +97,10 @@ describe('PostgreSQL outage under a running instance', { timeout: 60_000 }, () =
     assert.equal(body.errors[0]!.code, 'UNAVAILABLE');
     assert.match(body.errors[0]!.message, /metadata store is unavailable/);
     assert.equal((await fetch(`${cistern.url}/v2/team/other/blobs/uploads/`, { method: 'POST' })).status, 503);
+    const readiness = await fetch(`${cistern.url}/readyz`);
+    assert.equal(readiness.status, 503, 'a load balancer stops sending requests here');
+    assert.equal(await readiness.text(), 'metadata store unavailable\n');
+    assert.equal((await fetch(`${cistern.url}/livez`)).status, 200, 'but nothing should restart it');
     const held = await fetch(`${cistern.url}/v2/team/app/manifests/v1`);
     assert.equal(held.status, 200, 'a manifest held in memory is still served');
     assert.equal(held.headers.get('docker-content-digest'), image.digest);
@@ -107,6 +111,7 @@ describe('PostgreSQL outage under a running instance', { timeout: 60_000 }, () =
       await eventually(10_000, async () => (await fetch(`${cistern.url}/v2/team/app/manifests/never-seen`)).status === 404),
       'requests reach the database again',
     );
+    assert.equal((await fetch(`${cistern.url}/readyz`)).status, 200);
     const pushed = await pushImage(cistern.url, 'team/after', 'v1', 'pg-outage/after');
     assert.equal((await fetch(`${cistern.url}/v2/team/after/manifests/v1`)).headers.get('docker-content-digest'), pushed.digest);
   });

@@ -40,6 +40,21 @@ describe('HTTP server', () => {
     }
   });
 
+  it('answers liveness and readiness probes without credentials, and says nothing else', async () => {
+    const cistern = await startCistern({ auth: { enabled: true } });
+    try {
+      assert.equal((await fetch(`${cistern.url}/v2/`)).status, 401, 'auth is on');
+      for (const path of ['/livez', '/readyz']) {
+        const res = await fetch(`${cistern.url}${path}`);
+        assert.equal(res.status, 200, path);
+        assert.equal(res.headers.get('cache-control'), 'no-store');
+        assert.equal(await res.text(), 'ok\n');
+      }
+    } finally {
+      await cistern.stop();
+    }
+  });
+
   it('shuts down gracefully: an in-flight download finishes, new connections are refused', async () => {
     const cistern = await startCistern();
     const b = blob('graceful', 16 << 20);

@@ -113,6 +113,10 @@ export class PostgresMetadataStore implements MetadataStore {
     return Object.assign(stop, { ready: listener.ready });
   }
 
+  async ping(): Promise<void> {
+    await this.db.query('SELECT 1');
+  }
+
   async close(): Promise<void> {
     this.closing ??= (async () => {
       await Promise.all([...[...this.listeners].map((listener) => listener.stop()), ...this.stopping]);

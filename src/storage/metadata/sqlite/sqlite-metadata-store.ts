@@ -79,6 +79,10 @@ export class SqliteMetadataStore implements MetadataStore {
     return () => clearInterval(timer);
   }
 
+  async ping(): Promise<void> {
+    this.db.prepare('SELECT 1').get();
+  }
+
   async close(): Promise<void> {
     this.db.close();
   }

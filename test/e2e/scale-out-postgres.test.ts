@@ -132,10 +132,13 @@ describe('scale-out: garbage collection on one instance and pushes on another', 
     });
     await inside;
     const collecting = a.app.gc.run();
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    await stat(path); // still there: the collector waits for the lock
-    release();
-    await holding;
+    try {
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      await stat(path); // still there: the collector waits for the lock
+    } finally {
+      release();
+      await holding;
+    }
     const report = await collecting;
     assert.equal(report.blobsDeleted, 1);
     await assert.rejects(stat(path));

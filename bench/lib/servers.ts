@@ -4,9 +4,11 @@
 //
 // To change how Cistern is started, edit cisternCommand()/cisternConfig()
 // below (or set BENCH_CISTERN_ENTRY, e.g. to dist/main.js for a built server).
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, isAbsolute } from 'node:path';
+import pg from 'pg';
 import { stringify } from 'yaml';
 import { launchProcess, runCommand, BrokenRunError, type ManagedProcess } from './proc.ts';
 import { freePort, BENCH_HOST } from './port.ts';
@@ -121,12 +123,27 @@ export async function launchCistern(workDir: string, opts: ServerOptions = {}): 
       `Cistern entry ${CISTERN_ENTRY} not found (use --candidate distribution to benchmark a stand-in)`,
     );
   }
-  return launchWithRetry('cistern', workDir, opts, async (port, dataDir, configPath) => {
-    const cfg = deepMerge(cisternConfig(port, dataDir), opts.cisternConfig);
+  const schema = CISTERN_POSTGRES ? `cistern_bench_${randomBytes(6).toString('hex')}` : undefined;
+  const server = await launchWithRetry('cistern', workDir, opts, async (port, dataDir, configPath) => {
+    const metadata = schema && { storage: { metadata: { driver: 'postgres', url: CISTERN_POSTGRES, schema } } };
+    const cfg = deepMerge(deepMerge(cisternConfig(port, dataDir), metadata || undefined), opts.cisternConfig);
     await writeFile(configPath, stringify(cfg));
     return cisternCommand(configPath);
   });
+  if (!schema) return server;
+  return {
+    ...server,
+    stop: async () => {
+      await server.stop();
+      const client = new pg.Client({ connectionString: CISTERN_POSTGRES });
+      await client.connect();
+      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).finally(() => client.end());
+    },
+  };
 }
+
+/** BENCH_CISTERN_POSTGRES=postgres://…: Cistern keeps its metadata there (a fresh schema per server). */
+const CISTERN_POSTGRES = process.env['BENCH_CISTERN_POSTGRES'];
 
 export function launchServer(kind: ServerKind, workDir: string, opts: ServerOptions = {}): Promise<RegistryServer> {
   return kind === 'cistern' ? launchCistern(workDir, opts) : launchDistribution(workDir, opts);

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
 import { startApp } from './app.ts';
-import { loadConfigFile } from './config/load.ts';
+import { loadConfigFile, redactedConfig } from './config/load.ts';
 import { addIdentityCommands } from './cli/identity-commands.ts';
 import { addMaintenanceCommands } from './cli/maintenance-commands.ts';
 import { addApplyCommand } from './cli/apply-command.ts';
@@ -34,10 +34,10 @@ program
 
 program
   .command('config-check')
-  .description('validate a configuration file and print it with defaults filled in')
+  .description('validate a configuration file and print it with defaults filled in (secrets hidden)')
   .option('-c, --config <file>', 'configuration file (YAML)', 'cistern.yaml')
   .action(async (options: { config: string }) => {
-    console.log(JSON.stringify(await loadConfigFile(options.config), null, 2));
+    console.log(JSON.stringify(redactedConfig(await loadConfigFile(options.config)), null, 2));
   });
 
 addIdentityCommands(program);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { ConfigError, loadConfigFile, parseConfig } from './load.ts';
 
 test('defaults fill an empty config', () => {
@@ -55,4 +56,32 @@ test('registry entries: `gitlab` is ECR\'s gitlab-container-registry; an ecr reg
   assert.equal(config.registries['ecr']!.region, 'eu-west-1');
   assert.throws(() => parseConfig({ registries: { ecr: { registry: 'x.example', kind: 'ecr', region: 'Mars' } } }), /registries\.ecr\.region/);
   assert.throws(() => parseConfig({ registries: { other: { registry: 'x.example', kind: 'harbour' } } }), /registries\.other\.kind/);
+});
+
+test('config-check prints the config with defaults, and never the secrets that came from the environment', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'cistern-config-'));
+  try {
+    const file = join(dir, 'cistern.yaml');
+    await writeFile(
+      file,
+      [
+        'storage:',
+        '  metadata: { driver: postgres, url: "postgres://cistern:${PG_PASSWORD}@db.example:5432/cistern" }',
+        'registries:',
+        '  dockerhub: { registry: registry-1.docker.io, username: me, accessToken: "${HUB_TOKEN}" }',
+        '  ghcr: { registry: ghcr.io }',
+      ].join('\n'),
+    );
+    const env = { ...process.env, PG_PASSWORD: 'pg-secret-4711', HUB_TOKEN: 'dckr_pat_secret_0815' };
+    const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts', 'config-check', '--config', file], { encoding: 'utf8', env });
+    assert.equal(run.status, 0, run.stderr);
+    const shown = JSON.parse(run.stdout) as { registries: Record<string, { username?: string; accessToken?: string }>; storage: { metadata: { url: string } }; http: { port: number } };
+    assert.equal(shown.http.port, 5000, 'defaults are filled in');
+    assert.equal(shown.registries['dockerhub']!.username, 'me');
+    assert.equal(shown.registries['dockerhub']!.accessToken, '(hidden)');
+    assert.equal(shown.storage.metadata.url, 'postgres://cistern:(hidden)@db.example:5432/cistern');
+    assert.ok(!run.stdout.includes('pg-secret-4711') && !run.stdout.includes('dckr_pat_secret_0815'));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

@@ -51,4 +51,30 @@ function substituteEnv(value: unknown, env: NodeJS.ProcessEnv): unknown {
   return value;
 }
 
+/**
+ * The config as it may be shown (config-check, support requests): upstream access tokens and the
+ * database password are replaced, since they often arrive from the environment and end up in CI logs.
+ */
+export function redactedConfig(config: Config): Config {
+  const hidden = '(hidden)';
+  const registries = Object.fromEntries(
+    Object.entries(config.registries).map(([prefix, entry]) => [prefix, entry.accessToken === undefined ? entry : { ...entry, accessToken: hidden }]),
+  );
+  const metadata = config.storage.metadata;
+  let shownMetadata = metadata;
+  if (metadata.driver === 'postgres') {
+    let url = hidden;
+    try {
+      const parsed = new URL(metadata.url);
+      if (parsed.password) parsed.password = hidden;
+      for (const name of ['password', 'sslpassword']) if (parsed.searchParams.has(name)) parsed.searchParams.set(name, hidden);
+      url = parsed.toString();
+    } catch {
+      // An unparsable URL is shown not at all rather than in full.
+    }
+    shownMetadata = { ...metadata, url };
+  }
+  return { ...config, registries, storage: { ...config.storage, metadata: shownMetadata } };
+}
+
 export type { Config, ConfigInput };

@@ -1,7 +1,4 @@
 import type { Command } from 'commander';
-import { executePlan, readCurrentState, ApplyConflictError } from '../apply/execute.ts';
-import { loadApplyFile } from '../apply/file.ts';
-import { changesOf, conflictsOf, formatPlan, planApply, summarizePlan } from '../apply/plan.ts';
 import { loadConfigFile } from '../config/load.ts';
 import { CredentialStore } from '../secrets/credentials.ts';
 import { openStores } from '../stores.ts';
@@ -28,6 +25,9 @@ export function addApplyCommand(program: Command, io: ApplyCommandIo = {}): void
     .option('-c, --config <file>', 'configuration file (YAML)', 'cistern.yaml')
     .option('--dry-run', 'print the plan and change nothing')
     .action(async (file: string, options: { config: string; dryRun?: boolean }) => {
+      // Loaded here, not at startup: `cistern serve` need not carry the SOPS and age code.
+      const [{ executePlan, readCurrentState, ApplyConflictError }, { loadApplyFile }, { changesOf, conflictsOf, formatPlan, planApply, summarizePlan }] =
+        await Promise.all([import('../apply/execute.ts'), import('../apply/file.ts'), import('../apply/plan.ts')]);
       const config = await loadConfigFile(options.config);
       // Read and decrypt the file before touching the store: a bad file changes nothing.
       const desired = await loadApplyFile(file, { env: io.env ?? process.env });
@@ -50,9 +50,6 @@ export function addApplyCommand(program: Command, io: ApplyCommandIo = {}): void
         }
         await executePlan(plan, { metadata: stores.metadata, credentials });
         say(`applied: ${s.create} created, ${s.update} updated, ${s.delete} deleted, ${s.unchanged} unchanged`);
-        if (changesOf(plan).some((a) => a.resource === 'rule')) {
-          say('a running server loads cache rules when it starts: restart it to serve the changed rules (credentials and templates apply at once)');
-        }
       } finally {
         await stores.metadata.close();
       }

@@ -351,6 +351,32 @@ describe('PostgresMetadataStore specifics', () => {
     });
   });
 
+  it('works without a lock, after a short wait, when every lock connection is taken', async () => {
+    await withSchema(async (schema) => {
+      await requirePostgres();
+      const store = await PostgresMetadataStore.open({ url: POSTGRES_URL, schema, poolSize: 1 });
+      try {
+        let release!: () => void;
+        const held = new Promise<void>((resolve) => (release = resolve));
+        let entered!: () => void;
+        const inside = new Promise<void>((resolve) => (entered = resolve));
+        const first = store.locks.with('manifest:slow-upstream', async () => {
+          entered();
+          await held;
+        });
+        await inside;
+        const started = Date.now();
+        assert.equal(await store.locks.with('manifest:other', async () => 'done'), 'done');
+        const waited = Date.now() - started;
+        assert.ok(waited >= 1500 && waited < 10_000, `waited ${waited} ms for a lock connection before going ahead`);
+        release();
+        await first;
+      } finally {
+        await store.close();
+      }
+    });
+  });
+
   it('refuses a schema name that is not a plain identifier, before connecting', async () => {
     for (const schema of ['Cistern', 'a-b', 'x; DROP SCHEMA public CASCADE', '"quoted"', '', '1abc', 'a'.repeat(64), 'pg_catalog', 'white space', 'é']) {
       // An unusable URL too: the name is refused before any connection is tried.

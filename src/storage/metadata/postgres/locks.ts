@@ -16,7 +16,14 @@ export class PostgresLocks implements LockMetadata {
 
   async with<T>(name: string, work: () => Promise<T>): Promise<T> {
     const key = lockKey(this.schema, name);
-    const client = await this.pool.connect();
+    let client;
+    try {
+      client = await this.pool.connect();
+    } catch {
+      // Every lock connection is taken (or the database is away, which `work` will find out too): the lock
+      // only saves duplicate work, so do the work without it rather than fail or wait on.
+      return work();
+    }
     let broken: Error | undefined;
     // The connection may die while work runs and no query is in flight: that must not crash the process
     // (the lock went with the session; the unlock below then fails and the client is discarded).

@@ -34,6 +34,8 @@ export interface PostgresMetadataStoreOptions {
   poolSize?: number;
 }
 
+const LOCK_CONNECTION_WAIT_MS = 2000;
+
 /** What watchExternalChanges returns here: the stop function, plus when the watch is in place. */
 export type StopWatching = (() => void) & { ready: Promise<void> };
 
@@ -95,7 +97,9 @@ export class PostgresMetadataStore implements MetadataStore {
       const reason = err instanceof Error ? err.message : String(err);
       throw new Error(`opening the PostgreSQL metadata store at ${describeUrl(options.url)} (schema ${schema}) failed: ${reason}`, { cause: err });
     }
-    const lockPool = new Db(new pg.Pool({ ...config, max: poolSize }));
+    // A lock is an optimisation: when every lock connection is busy, waiting briefly and then working
+    // without one beats queueing behind slow upstreams (see PostgresLocks).
+    const lockPool = new Db(new pg.Pool({ ...config, max: poolSize, connectionTimeoutMillis: LOCK_CONNECTION_WAIT_MS }));
     lockPool.pool.on('error', () => undefined);
     return new PostgresMetadataStore(pool, lockPool, config, schema, instanceId);
   }

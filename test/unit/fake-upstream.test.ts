@@ -3,7 +3,7 @@
  * scope enforcement, redirect + CDN ranges, rate limits, every fault, and request accounting.
  * Time is a variable (`clock`), never slept on, except for the `slow` fault which is real time by nature.
  */
-import { after, before, beforeEach, describe, test } from 'node:test';
+import { after, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

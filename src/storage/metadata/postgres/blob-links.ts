@@ -2,7 +2,8 @@ import type { Digest } from '../../../domain/digest.ts';
 import type {
   BlobLinkMetadata,
 } from '../../metadata-store.ts';
-import { ensureRepository, sumToNumber, toNumber, transaction, type Db } from './database.ts';
+import { ensureRepository, sumToNumber, transaction, type Db } from './database.ts';
+import { integerOf } from '../rows.ts';
 
 export class PostgresBlobLinks implements BlobLinkMetadata {
   constructor(private readonly db: Db) {}
@@ -13,7 +14,7 @@ export class PostgresBlobLinks implements BlobLinkMetadata {
       [repository, digest],
     );
     const row = rows[0];
-    return row && toNumber(row.size);
+    return row && integerOf(row.size);
   }
 
   async link(repository: string, digest: Digest, size: number, at: Date): Promise<void> {

@@ -4,7 +4,8 @@ import type {
   CreationTemplateMetadata,
   CreationTemplateRecord,
 } from '../../metadata-store.ts';
-import { toDate, type Db } from './database.ts';
+import { type Db } from './database.ts';
+import { toRule, toTemplate, type RuleRow, type TemplateRow } from '../rows.ts';
 
 export class PostgresCacheRules implements CacheRuleMetadata {
   constructor(private readonly db: Db) {}
@@ -46,50 +47,12 @@ export class PostgresCacheRules implements CacheRuleMetadata {
   }
 }
 
-interface RuleRow {
-  prefix: string;
-  upstream_url: string;
-  upstream_kind: string;
-  upstream_prefix: string | null;
-  credential_secret: string | null;
-  settings: string;
-  source: string;
-  created_at: string;
-  updated_at: string;
-}
-
-function toRule(row: RuleRow): CacheRuleRecord {
-  return {
-    prefix: row.prefix,
-    upstreamUrl: row.upstream_url,
-    upstreamKind: row.upstream_kind,
-    ...(row.upstream_prefix !== null && { upstreamPrefix: row.upstream_prefix }),
-    ...(row.credential_secret !== null && { credentialSecret: row.credential_secret }),
-    settings: JSON.parse(row.settings) as Record<string, unknown>,
-    source: row.source as CacheRuleRecord['source'],
-    createdAt: toDate(row.created_at),
-    updatedAt: toDate(row.updated_at),
-  };
-}
-
 export class PostgresTemplates implements CreationTemplateMetadata {
   constructor(private readonly db: Db) {}
 
   async list(): Promise<CreationTemplateRecord[]> {
-    const { rows } = await this.db.query<{
-      prefix: string;
-      body: string;
-      source: string;
-      created_at: string;
-      updated_at: string;
-    }>('SELECT * FROM creation_templates ORDER BY prefix');
-    return rows.map((row) => ({
-      prefix: row.prefix,
-      body: JSON.parse(row.body) as Record<string, unknown>,
-      source: row.source as CreationTemplateRecord['source'],
-      createdAt: toDate(row.created_at),
-      updatedAt: toDate(row.updated_at),
-    }));
+    const { rows } = await this.db.query<TemplateRow>('SELECT * FROM creation_templates ORDER BY prefix');
+    return rows.map(toTemplate);
   }
 
   async put(template: Omit<CreationTemplateRecord, 'createdAt' | 'updatedAt'>, at: Date): Promise<void> {

@@ -220,20 +220,9 @@ export async function pageOf(db: Queryable, sql: string, args: unknown[], page: 
   return rows.map((row) => row.name);
 }
 
-/** pg hands BIGINT and NUMERIC over as strings; ours are times and sizes, well within 2^53. */
-export function toNumber(value: string | number): number {
-  const number = Number(value);
-  if (!Number.isSafeInteger(number)) throw new Error(`metadata store: ${String(value)} is not a safe integer`);
-  return number;
-}
-
 /** A SUM: approximate beyond 2^53 (9 PB) rather than an error in a metric or a listing. */
 export function sumToNumber(value: string | number): number {
   return Number(value);
-}
-
-export function toDate(millis: string | number): Date {
-  return new Date(toNumber(millis));
 }
 
 /**

@@ -1,19 +1,6 @@
 import type { AccessKeyRecord, IdentityMetadata, UserRecord } from '../../metadata-store.ts';
-import { toDate, withoutRowValues, type Db } from './database.ts';
-
-interface UserRow {
-  name: string;
-  policy: string;
-  created_at: string;
-}
-
-interface KeyRow {
-  id: string;
-  user_name: string;
-  secret: Buffer;
-  active: boolean;
-  created_at: string;
-}
+import { withoutRowValues, type Db } from './database.ts';
+import { dateOf, toUser, toKey, type UserRow, type KeyRow } from '../rows.ts';
 
 export class PostgresIdentities implements IdentityMetadata {
   constructor(private readonly db: Db) {}
@@ -84,7 +71,7 @@ export class PostgresIdentities implements IdentityMetadata {
       [hash],
     );
     const row = rows[0];
-    return row && { userName: row.user_name, expiresAt: toDate(row.expires_at) };
+    return row && { userName: row.user_name, expiresAt: dateOf(row.expires_at) };
   }
 
   async deleteExpiredLoginTokens(before: Date): Promise<number> {
@@ -93,10 +80,3 @@ export class PostgresIdentities implements IdentityMetadata {
   }
 }
 
-function toUser(row: UserRow): UserRecord {
-  return { name: row.name, policy: JSON.parse(row.policy) as unknown[], createdAt: toDate(row.created_at) };
-}
-
-function toKey(row: KeyRow): AccessKeyRecord {
-  return { id: row.id, userName: row.user_name, sealedSecret: row.secret, active: row.active, createdAt: toDate(row.created_at) };
-}

@@ -8,20 +8,8 @@ import type {
   NewManifest,
   PullRecord,
 } from '../../metadata-store.ts';
-import { ensureRepository, sumToNumber, toDate, toNumber, transaction, type Db } from './database.ts';
-
-interface ManifestRow {
-  name: string;
-  digest: string;
-  media_type: string;
-  size: string;
-  content: Buffer;
-  subject: string | null;
-  artifact_type: string | null;
-  annotations: string | null;
-  pushed_at: string;
-  last_pulled_at: string | null;
-}
+import { ensureRepository, sumToNumber, transaction, type Db } from './database.ts';
+import { dateOf, integerOf, toManifestRecord, toReferrer, type ManifestRow, type ReferrerRow } from '../rows.ts';
 
 const SELECT_ONE = `
   SELECT r.name, m.digest, m.media_type, m.size, m.content, m.subject, m.artifact_type, m.annotations,
@@ -96,19 +84,13 @@ export class PostgresManifests implements ManifestMetadata {
   }
 
   async referrers(repository: string, subject: Digest): Promise<Descriptor[]> {
-    const { rows } = await this.db.query<Pick<ManifestRow, 'digest' | 'media_type' | 'size' | 'artifact_type' | 'annotations'>>(
+    const { rows } = await this.db.query<ReferrerRow>(
       `SELECT m.digest, m.media_type, m.size, m.artifact_type, m.annotations
          FROM manifests m JOIN repositories r ON r.id = m.repository_id
         WHERE r.name = $1 AND m.subject = $2 ORDER BY m.pushed_at, m.digest`,
       [repository, subject],
     );
-    return rows.map((row) => ({
-      mediaType: row.media_type,
-      digest: row.digest as Digest,
-      size: toNumber(row.size),
-      ...(row.artifact_type && { artifactType: row.artifact_type }),
-      ...(row.annotations && { annotations: JSON.parse(row.annotations) as Record<string, string> }),
-    }));
+    return rows.map(toReferrer);
   }
 
   async list(repository: string): Promise<ManifestSummary[]> {
@@ -126,13 +108,13 @@ export class PostgresManifests implements ManifestMetadata {
     return rows.map((row) => ({
       digest: row.digest as Digest,
       mediaType: row.media_type,
-      size: toNumber(row.size),
+      size: integerOf(row.size),
       tags: row.tags.sort(),
       blobBytes: sumToNumber(row.blob_bytes),
       children: row.children as Digest[],
       inIndex: row.in_index,
-      pushedAt: toDate(row.pushed_at),
-      ...(row.last_pulled_at !== null && { lastPulledAt: toDate(row.last_pulled_at) }),
+      pushedAt: dateOf(row.pushed_at),
+      ...(row.last_pulled_at !== null && { lastPulledAt: dateOf(row.last_pulled_at) }),
     }));
   }
 
@@ -207,17 +189,3 @@ async function insertOrHold(client: pg.PoolClient, repositoryId: string, manifes
   throw new Error('manifest is being stored and deleted concurrently; giving up');
 }
 
-function toManifestRecord(row: ManifestRow): ManifestRecord {
-  return {
-    repository: row.name,
-    digest: row.digest as Digest,
-    mediaType: row.media_type,
-    size: toNumber(row.size),
-    content: row.content,
-    ...(row.subject && { subject: row.subject as Digest }),
-    ...(row.artifact_type && { artifactType: row.artifact_type }),
-    ...(row.annotations && { annotations: JSON.parse(row.annotations) as Record<string, string> }),
-    pushedAt: toDate(row.pushed_at),
-    ...(row.last_pulled_at !== null && { lastPulledAt: toDate(row.last_pulled_at) }),
-  };
-}

@@ -4,7 +4,8 @@ import type {
   RepositoryRecord,
   RepositorySettings,
 } from '../../metadata-store.ts';
-import { pageOf, toDate, type Db } from './database.ts';
+import { pageOf, type Db } from './database.ts';
+import { dateOf } from '../rows.ts';
 
 export class PostgresRepositories implements RepositoryMetadata {
   constructor(private readonly db: Db) {}
@@ -18,7 +19,7 @@ export class PostgresRepositories implements RepositoryMetadata {
     return (
       row && {
         name: row.name,
-        createdAt: toDate(row.created_at),
+        createdAt: dateOf(row.created_at),
         ...(row.cache_rule !== null && { cacheRule: row.cache_rule }),
         ...(row.settings !== null && { settings: JSON.parse(row.settings) as RepositorySettings }),
       }

@@ -2,7 +2,8 @@ import type {
   SecretMetadata,
   SecretRecord,
 } from '../../metadata-store.ts';
-import { toDate, withoutRowValues, type Db } from './database.ts';
+import { withoutRowValues, type Db } from './database.ts';
+import { toSecret, type SecretRow } from '../rows.ts';
 
 export class PostgresSecrets implements SecretMetadata {
   constructor(private readonly db: Db) {}
@@ -51,22 +52,3 @@ export class PostgresSecrets implements SecretMetadata {
   }
 }
 
-interface SecretRow {
-  name: string;
-  ciphertext: Buffer;
-  description: string | null;
-  created_at: string;
-  updated_at: string;
-  deleted_at: string | null;
-}
-
-function toSecret(row: SecretRow): SecretRecord {
-  return {
-    name: row.name,
-    ciphertext: row.ciphertext,
-    ...(row.description !== null && { description: row.description }),
-    createdAt: toDate(row.created_at),
-    updatedAt: toDate(row.updated_at),
-    ...(row.deleted_at !== null && { deletionDate: toDate(row.deleted_at) }),
-  };
-}

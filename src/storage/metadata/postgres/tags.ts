@@ -4,7 +4,8 @@ import type {
   TagMetadata,
   TagState,
 } from '../../metadata-store.ts';
-import { pageOf, toDate, type Db } from './database.ts';
+import { pageOf, type Db } from './database.ts';
+import { dateOf } from '../rows.ts';
 
 export class PostgresTags implements TagMetadata {
   constructor(private readonly db: Db) {}
@@ -24,7 +25,7 @@ export class PostgresTags implements TagMetadata {
       [repository, tag],
     );
     const row = rows[0];
-    return row && { digest: row.digest as Digest, checkedAt: toDate(row.checked_at) };
+    return row && { digest: row.digest as Digest, checkedAt: dateOf(row.checked_at) };
   }
 
   async markChecked(repository: string, tag: string, at: Date): Promise<void> {

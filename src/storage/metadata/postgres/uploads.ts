@@ -2,7 +2,8 @@ import type {
   UploadMetadata,
   UploadSession,
 } from '../../metadata-store.ts';
-import { toDate, type Db } from './database.ts';
+import { type Db } from './database.ts';
+import { toUpload, type UploadRow } from '../rows.ts';
 
 export class PostgresUploads implements UploadMetadata {
   constructor(private readonly db: Db) {}
@@ -36,18 +37,3 @@ export class PostgresUploads implements UploadMetadata {
   }
 }
 
-interface UploadRow {
-  id: string;
-  repository: string;
-  started_at: string;
-  updated_at: string;
-}
-
-function toUpload(row: UploadRow): UploadSession {
-  return {
-    id: row.id,
-    repository: row.repository,
-    startedAt: toDate(row.started_at),
-    updatedAt: toDate(row.updated_at),
-  };
-}

@@ -5,6 +5,7 @@ import type {
   CreationTemplateRecord,
 } from '../../metadata-store.ts';
 import { type Db } from './database.ts';
+import { toRule, toTemplate, type RuleRow, type TemplateRow } from '../rows.ts';
 
 export class SqliteCacheRules implements CacheRuleMetadata {
   constructor(private readonly db: Db) {}
@@ -45,50 +46,12 @@ export class SqliteCacheRules implements CacheRuleMetadata {
   }
 }
 
-interface RuleRow {
-  prefix: string;
-  upstream_url: string;
-  upstream_kind: string;
-  upstream_prefix: string | null;
-  credential_secret: string | null;
-  settings: string;
-  source: string;
-  created_at: number;
-  updated_at: number;
-}
-
-function toRule(row: RuleRow): CacheRuleRecord {
-  return {
-    prefix: row.prefix,
-    upstreamUrl: row.upstream_url,
-    upstreamKind: row.upstream_kind,
-    ...(row.upstream_prefix !== null && { upstreamPrefix: row.upstream_prefix }),
-    ...(row.credential_secret !== null && { credentialSecret: row.credential_secret }),
-    settings: JSON.parse(row.settings) as Record<string, unknown>,
-    source: row.source as CacheRuleRecord['source'],
-    createdAt: new Date(row.created_at),
-    updatedAt: new Date(row.updated_at),
-  };
-}
-
 export class SqliteTemplates implements CreationTemplateMetadata {
   constructor(private readonly db: Db) {}
 
   async list(): Promise<CreationTemplateRecord[]> {
-    const rows = this.db.prepare('SELECT * FROM creation_templates ORDER BY prefix').all() as {
-      prefix: string;
-      body: string;
-      source: string;
-      created_at: number;
-      updated_at: number;
-    }[];
-    return rows.map((row) => ({
-      prefix: row.prefix,
-      body: JSON.parse(row.body) as Record<string, unknown>,
-      source: row.source as CreationTemplateRecord['source'],
-      createdAt: new Date(row.created_at),
-      updatedAt: new Date(row.updated_at),
-    }));
+    const rows = this.db.prepare('SELECT * FROM creation_templates ORDER BY prefix').all() as TemplateRow[];
+    return rows.map(toTemplate);
   }
 
   async put(template: Omit<CreationTemplateRecord, 'createdAt' | 'updatedAt'>, at: Date): Promise<void> {

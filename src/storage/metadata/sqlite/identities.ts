@@ -1,19 +1,6 @@
 import type { Db } from './database.ts';
 import type { AccessKeyRecord, IdentityMetadata, UserRecord } from '../../metadata-store.ts';
-
-interface UserRow {
-  name: string;
-  policy: string;
-  created_at: number;
-}
-
-interface KeyRow {
-  id: string;
-  user_name: string;
-  secret: Buffer;
-  active: number;
-  created_at: number;
-}
+import { toUser, toKey, type UserRow, type KeyRow } from '../rows.ts';
 
 export class SqliteIdentities implements IdentityMetadata {
   constructor(private readonly db: Db) {}
@@ -75,10 +62,3 @@ export class SqliteIdentities implements IdentityMetadata {
   }
 }
 
-function toUser(row: UserRow): UserRecord {
-  return { name: row.name, policy: JSON.parse(row.policy) as unknown[], createdAt: new Date(row.created_at) };
-}
-
-function toKey(row: KeyRow): AccessKeyRecord {
-  return { id: row.id, userName: row.user_name, sealedSecret: row.secret, active: row.active === 1, createdAt: new Date(row.created_at) };
-}

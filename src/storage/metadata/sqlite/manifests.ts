@@ -8,19 +8,7 @@ import type {
   PullRecord,
 } from '../../metadata-store.ts';
 import { ensureRepository, type Db } from './database.ts';
-
-interface ManifestRow {
-  name: string;
-  digest: string;
-  media_type: string;
-  size: number;
-  content: Buffer;
-  subject: string | null;
-  artifact_type: string | null;
-  annotations: string | null;
-  pushed_at: number;
-  last_pulled_at: number | null;
-}
+import { toManifestRecord, toReferrer, type ManifestRow, type ReferrerRow } from '../rows.ts';
 
 /**
  * The embedded metadata store: one SQLite file in WAL mode. better-sqlite3 is synchronous, which
@@ -115,14 +103,8 @@ export class SqliteManifests implements ManifestMetadata {
            FROM manifests m JOIN repositories r ON r.id = m.repository_id
           WHERE r.name = ? AND m.subject = ? ORDER BY m.pushed_at, m.digest`,
       )
-      .all(repository, subject) as Pick<ManifestRow, 'digest' | 'media_type' | 'size' | 'artifact_type' | 'annotations'>[];
-    return rows.map((row) => ({
-      mediaType: row.media_type,
-      digest: row.digest as Digest,
-      size: row.size,
-      ...(row.artifact_type && { artifactType: row.artifact_type }),
-      ...(row.annotations && { annotations: JSON.parse(row.annotations) as Record<string, string> }),
-    }));
+      .all(repository, subject) as ReferrerRow[];
+    return rows.map(toReferrer);
   }
 
   async list(repository: string): Promise<ManifestSummary[]> {
@@ -174,17 +156,3 @@ export class SqliteManifests implements ManifestMetadata {
   }
 }
 
-function toManifestRecord(row: ManifestRow): ManifestRecord {
-  return {
-    repository: row.name,
-    digest: row.digest as Digest,
-    mediaType: row.media_type,
-    size: row.size,
-    content: row.content,
-    ...(row.subject && { subject: row.subject as Digest }),
-    ...(row.artifact_type && { artifactType: row.artifact_type }),
-    ...(row.annotations && { annotations: JSON.parse(row.annotations) as Record<string, string> }),
-    pushedAt: new Date(row.pushed_at),
-    ...(row.last_pulled_at !== null && { lastPulledAt: new Date(row.last_pulled_at) }),
-  };
-}

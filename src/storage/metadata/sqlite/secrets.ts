@@ -3,6 +3,7 @@ import type {
   SecretRecord,
 } from '../../metadata-store.ts';
 import { type Db } from './database.ts';
+import { toSecret, type SecretRow } from '../rows.ts';
 
 export class SqliteSecrets implements SecretMetadata {
   constructor(private readonly db: Db) {}
@@ -45,22 +46,3 @@ export class SqliteSecrets implements SecretMetadata {
   }
 }
 
-interface SecretRow {
-  name: string;
-  ciphertext: Buffer;
-  description: string | null;
-  created_at: number;
-  updated_at: number;
-  deleted_at: number | null;
-}
-
-function toSecret(row: SecretRow): SecretRecord {
-  return {
-    name: row.name,
-    ciphertext: row.ciphertext,
-    ...(row.description !== null && { description: row.description }),
-    createdAt: new Date(row.created_at),
-    updatedAt: new Date(row.updated_at),
-    ...(row.deleted_at !== null && { deletionDate: new Date(row.deleted_at) }),
-  };
-}

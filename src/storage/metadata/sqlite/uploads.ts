@@ -3,6 +3,7 @@ import type {
   UploadSession,
 } from '../../metadata-store.ts';
 import { type Db } from './database.ts';
+import { toUpload, type UploadRow } from '../rows.ts';
 
 export class SqliteUploads implements UploadMetadata {
   constructor(private readonly db: Db) {}
@@ -32,18 +33,3 @@ export class SqliteUploads implements UploadMetadata {
   }
 }
 
-interface UploadRow {
-  id: string;
-  repository: string;
-  started_at: number;
-  updated_at: number;
-}
-
-function toUpload(row: UploadRow): UploadSession {
-  return {
-    id: row.id,
-    repository: row.repository,
-    startedAt: new Date(row.started_at),
-    updatedAt: new Date(row.updated_at),
-  };
-}

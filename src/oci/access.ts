@@ -32,7 +32,7 @@ export function createOciAccess(auth: RegistryAuth, publicUrl: () => string) {
     throw new RegistryError('DENIED', denial);
   };
 
-  const authenticate = async (req: IncomingMessage, res: ServerResponse, challengeWith: () => void): Promise<Caller> => {
+  const authenticate = async (req: IncomingMessage, challengeWith: () => void): Promise<Caller> => {
     try {
       return await auth.authenticate(req);
     } catch (err) {
@@ -45,7 +45,7 @@ export function createOciAccess(auth: RegistryAuth, publicUrl: () => string) {
   return {
     /** Checks the caller against the route; throws UNAUTHORIZED (with a challenge) or DENIED. */
     async authorize(req: IncomingMessage, res: ServerResponse, route: Route, method: string): Promise<RouteAccess> {
-      const caller = await authenticate(req, res, () => challenge(res, undefined));
+      const caller = await authenticate(req, () => challenge(res, undefined));
       if (route.kind === 'base') {
         // Docker's login checks credentials here: nobody is "logged in" anonymously, even where anonymous pulls work.
         if (caller.kind === 'anonymous') refuse(res, caller, 'log in to use this registry', undefined);
@@ -81,7 +81,7 @@ export function createOciAccess(auth: RegistryAuth, publicUrl: () => string) {
 
     /** The Docker token endpoint (`GET /v2/token?service=&scope=`), with Basic credentials or none. */
     async token(req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
-      const caller = await authenticate(req, res, () => res.setHeader('WWW-Authenticate', 'Basic realm="cistern"'));
+      const caller = await authenticate(req, () => res.setHeader('WWW-Authenticate', 'Basic realm="cistern"'));
       const scopes = query.getAll('scope').flatMap((s) => s.split(' ')).filter(Boolean);
       const issued = await auth.issueToken(caller, scopes);
       const body = JSON.stringify({ token: issued.token, access_token: issued.token, expires_in: issued.expiresIn, issued_at: issued.issuedAt.toISOString() });

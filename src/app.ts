@@ -99,21 +99,24 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
       if (!rule) throw new Error(`no cache rule ${prefix}`);
       const secret = rule.credentialSecret;
       const stored = async () => (secret ? credentials.get(secret) : undefined);
+      // An ECR rule's access key is traded for a registry password; other rules use theirs as it is.
+      const ecr =
+        rule.kind === 'ecr'
+          ? ecrCredential({
+              name: prefix,
+              registryUrl: rule.upstreamUrl,
+              ...(rule.region && { region: rule.region }),
+              credential: stored,
+              dispatcher,
+              timeoutMs: pull.headersTimeout,
+              now: () => now().getTime(),
+            })
+          : undefined;
       client = new UpstreamClient({
         name: prefix,
         url: rule.upstreamUrl,
-        credential:
-          rule.kind === 'ecr'
-            ? ecrCredential({
-                name: prefix,
-                registryUrl: rule.upstreamUrl,
-                ...(rule.region && { region: rule.region }),
-                credential: stored,
-                dispatcher,
-                timeoutMs: pull.headersTimeout,
-                now: () => now().getTime(),
-              })
-            : stored,
+        credential: ecr?.credential ?? stored,
+        ...(ecr && { credentialRefused: ecr.refused }),
         dispatcher,
         quota,
         headersTimeoutMs: pull.headersTimeout,

@@ -17,6 +17,8 @@ export interface UpstreamClientOptions {
   url: string;
   /** Read on every token fetch, so a rotated secret takes effect at once. */
   credential: () => Promise<Credential | undefined>;
+  /** The upstream refused the credential: anything derived from it (an exchanged password) must be made anew. */
+  credentialRefused?: () => void;
   dispatcher: Dispatcher;
   quota: QuotaTracker;
   headersTimeoutMs: number;
@@ -252,6 +254,7 @@ export class UpstreamClient {
         throw new UpstreamFailure(this.name, 'rate-limited', 'rate limited (429)', retryAfter);
       }
       if (status === 401 || status === 403) {
+        this.options.credentialRefused?.();
         throw new UpstreamFailure(this.name, 'unauthorized', `refused our credentials (${status})`);
       }
       if (status >= 500 && attempt < this.options.retries) {
@@ -351,6 +354,7 @@ export class UpstreamClient {
     this.options.onRequest?.({ method: 'GET', kind: 'token', status: res.statusCode });
     if (res.statusCode === 401 || res.statusCode === 403) {
       await res.body.dump();
+      if (credential) this.options.credentialRefused?.();
       throw new UpstreamFailure(this.name, 'unauthorized', `token service refused ${credential ? 'our credentials' : 'anonymous access'} (${res.statusCode})`);
     }
     if (res.statusCode !== 200) {

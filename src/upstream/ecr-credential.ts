@@ -9,6 +9,8 @@ const ECR_HOST = /^\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/;
 const TARGET = 'AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken';
 /** Ask for a new password this long before the old one expires (ECR's last 12 hours). */
 const RENEW_EARLY_MS = 10 * 60_000;
+/** A refused password younger than this is kept (see `refused`). */
+const REFUSED_RETRY_AFTER_MS = 60_000;
 
 /** Where an ECR registry's API lives, and the region its requests are signed for. */
 export function ecrEndpoint(registryUrl: string, region: string | undefined): { apiUrl: URL; region: string } {
@@ -35,12 +37,16 @@ export interface EcrCredentialOptions {
 /**
  * An ECR upstream takes Basic auth with `AWS` and a 12-hour password that GetAuthorizationToken hands
  * out to a SigV4-signed caller. This turns the rule's access key into that password, kept until shortly
- * before it expires and asked for again when the key is rotated, so an ECR rule is configured with a
- * key once, as any other rule is with a token.
+ * before it expires, when the key is rotated, or when the registry refuses it, so an ECR rule is
+ * configured with a key once, as any other rule is with a token.
  */
-export function ecrCredential(options: EcrCredentialOptions): () => Promise<Credential | undefined> {
+export function ecrCredential(options: EcrCredentialOptions): {
+  credential: () => Promise<Credential | undefined>;
+  /** The registry refused the password: the next request asks for a new one. */
+  refused: () => void;
+} {
   const { apiUrl, region } = ecrEndpoint(options.registryUrl, options.region);
-  let cached: { key: string; password: string; renewAt: number } | undefined;
+  let cached: { key: string; password: string; obtainedAt: number; renewAt: number } | undefined;
   let pending: { key: string; promise: Promise<string> } | undefined;
 
   const exchange = async (key: Credential): Promise<string> => {
@@ -81,11 +87,11 @@ export function ecrCredential(options: EcrCredentialOptions): () => Promise<Cred
     if (!decoded.startsWith('AWS:')) throw new UpstreamFailure(options.name, 'protocol', 'ECR GetAuthorizationToken answered without a token');
     // expiresAt is epoch seconds in AWS JSON 1.1.
     const expiresAt = typeof data?.expiresAt === 'number' ? data.expiresAt * 1000 : options.now() + 60 * 60_000;
-    cached = { key: fingerprint(key), password: decoded.slice('AWS:'.length), renewAt: expiresAt - RENEW_EARLY_MS };
+    cached = { key: fingerprint(key), password: decoded.slice('AWS:'.length), obtainedAt: options.now(), renewAt: expiresAt - RENEW_EARLY_MS };
     return cached.password;
   };
 
-  return async () => {
+  const credential = async (): Promise<Credential | undefined> => {
     const key = await options.credential();
     if (!key) return undefined;
     if (key.username === 'AWS') return key;
@@ -98,6 +104,14 @@ export function ecrCredential(options: EcrCredentialOptions): () => Promise<Cred
       pending = { key: id, promise };
     }
     return { username: 'AWS', accessToken: await pending.promise };
+  };
+  return {
+    credential,
+    refused: () => {
+      // A password refused right after it was issued points at the key's permissions, not its age:
+      // asking again would only spend GetAuthorizationToken calls.
+      if (cached && options.now() - cached.obtainedAt >= REFUSED_RETRY_AFTER_MS) cached = undefined;
+    },
   };
 }
 

@@ -72,6 +72,27 @@ describe('pull-through cache: an ECR upstream', () => {
     }
   });
 
+  it('asks for a new password when the registry refuses the one it has', async () => {
+    const cache = await cacheOf(key.secretAccessKey);
+    try {
+      await pull(cache.url, 'ecr/team/app', 'v1');
+      // The upstream forgets every password it issued (as a registry does whose signing key changed).
+      const { SqliteMetadataStore } = await import('../../src/storage/metadata/sqlite/sqlite-metadata-store.ts');
+      const db = SqliteMetadataStore.open(join(dir, 'metadata.db'));
+      await db.identities.deleteExpiredLoginTokens(new Date(8.64e15));
+      await db.close();
+      offset += HOUR; // past the cached bearer token and the upstream's 10 s memory of verified callers
+      const before = tokenCalls();
+      const refused = await fetch(`${cache.url}/v2/ecr/team/db/manifests/v1`);
+      assert.equal(refused.status, 502);
+      assert.match(await refused.text(), /refused our credentials/);
+      assert.equal((await pull(cache.url, 'ecr/team/db', 'v1')).digest, pushed['team/db']);
+      assert.equal(tokenCalls() - before, 1, 'one new password, then pulls work again');
+    } finally {
+      await cache.stop();
+    }
+  });
+
   it('a wrong secret is an upstream error that names the refusal, never the key', async () => {
     const cache = await cacheOf('not-the-secret-access-key');
     try {

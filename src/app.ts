@@ -138,6 +138,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     onFilled: (_digest, bytes, rule) => metrics.bytesFetched.inc({ rule }, bytes),
   });
   metrics.sources.fillsInFlight = () => fills.inFlight;
+  metrics.sources.metadataConnections = () => metadata.connections();
   metrics.sources.rateLimits = () => quota.entries().map(([identity, reading]) => [identity, reading.remaining]);
   const registry = new PullThroughRegistry({
     local,

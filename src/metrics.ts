@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
+import type { ConnectionPoolStats } from './storage/metadata-store.ts';
 
 /**
  * Every metric Cistern exports, in one place so names stay consistent. Labels never carry credentials or
@@ -7,10 +8,16 @@ import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetr
 export class Metrics {
   readonly registry = new PromRegistry();
   /** Read when metrics are scraped; the composition root points them at the live components. */
-  readonly sources: { fillsInFlight: () => number; rateLimits: () => [string, number][]; storedBytes: () => Promise<[string, number][]> } = {
+  readonly sources: {
+    fillsInFlight: () => number;
+    rateLimits: () => [string, number][];
+    storedBytes: () => Promise<[string, number][]>;
+    metadataConnections: () => ConnectionPoolStats[];
+  } = {
     fillsInFlight: () => 0,
     rateLimits: () => [],
     storedBytes: async () => [],
+    metadataConnections: () => [],
   };
 
   readonly requests = new Counter({
@@ -114,6 +121,20 @@ export class Metrics {
     registers: [this.registry],
     collect: async () => {
       for (const [rule, bytes] of await this.sources.storedBytes()) this.storedBytes.set({ rule }, bytes);
+    },
+  });
+
+  readonly metadataConnections: Gauge<'pool' | 'state'> = new Gauge({
+    name: 'cistern_metadata_connections',
+    help: 'Connections of the metadata store by pool and state (total, idle, and callers waiting for one)',
+    labelNames: ['pool', 'state'] as const,
+    registers: [this.registry],
+    collect: () => {
+      for (const { pool, total, idle, waiting } of this.sources.metadataConnections()) {
+        this.metadataConnections.set({ pool, state: 'total' }, total);
+        this.metadataConnections.set({ pool, state: 'idle' }, idle);
+        this.metadataConnections.set({ pool, state: 'waiting' }, waiting);
+      }
     },
   });
 

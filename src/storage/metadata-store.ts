@@ -257,6 +257,15 @@ export interface LockMetadata {
   with<T>(name: string, work: () => Promise<T>): Promise<T>;
 }
 
+export interface ConnectionPoolStats {
+  pool: string;
+  /** Connections open. */
+  total: number;
+  idle: number;
+  /** Callers queued for a connection. */
+  waiting: number;
+}
+
 export interface MetadataStore {
   repositories: RepositoryMetadata;
   manifests: ManifestMetadata;
@@ -276,5 +285,7 @@ export interface MetadataStore {
   watchExternalChanges(onChange: () => void): () => void;
   /** Resolves when the store answers a trivial query (readiness checks); throws when it cannot. */
   ping(): Promise<void>;
+  /** The store's connection pools, for metrics (none for an embedded database). */
+  connections(): ConnectionPoolStats[];
   close(): Promise<void>;
 }

@@ -82,6 +82,13 @@ describe('scale-out: two instances sharing PostgreSQL and a blob directory', { t
     assert.equal(upstream.count({ kind: 'manifest', method: 'HEAD' }), 0);
   });
 
+  it('exports its PostgreSQL connection pools as metrics', async () => {
+    const metrics = await (await fetch(`${a.url}/metrics`)).text();
+    const total = /cistern_metadata_connections\{pool="queries",state="total"\} (\d+)/.exec(metrics);
+    assert.ok(total && Number(total[1]) >= 1, 'the queries pool has connections open');
+    assert.match(metrics, /cistern_metadata_connections\{pool="locks",state="waiting"\} 0/);
+  });
+
   it('what one instance deletes, the other stops serving within a second', async () => {
     await pushImage(a.url, 'team/gone', 'v1', 'scale-out/gone');
     await pull(b.url, 'team/gone', 'v1'); // now in b's memory

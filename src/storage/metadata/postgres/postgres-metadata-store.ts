@@ -3,6 +3,7 @@ import pg from 'pg';
 import type {
   BlobLinkMetadata,
   CacheRuleMetadata,
+  ConnectionPoolStats,
   CreationTemplateMetadata,
   IdentityMetadata,
   LockMetadata,
@@ -115,6 +116,16 @@ export class PostgresMetadataStore implements MetadataStore {
       this.stopping.add(stopped);
     };
     return Object.assign(stop, { ready: listener.ready });
+  }
+
+  connections(): ConnectionPoolStats[] {
+    const stats = (pool: string, db: Db): ConnectionPoolStats => ({
+      pool,
+      total: db.pool.totalCount,
+      idle: db.pool.idleCount,
+      waiting: db.pool.waitingCount,
+    });
+    return [stats('queries', this.db), stats('locks', this.lockPool)];
   }
 
   async ping(): Promise<void> {

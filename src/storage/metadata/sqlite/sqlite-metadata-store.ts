@@ -4,6 +4,7 @@ import { dirname } from 'node:path';
 import type {
   BlobLinkMetadata,
   CacheRuleMetadata,
+  ConnectionPoolStats,
   CreationTemplateMetadata,
   IdentityMetadata,
   LockMetadata,
@@ -77,6 +78,10 @@ export class SqliteMetadataStore implements MetadataStore {
     }, intervalMs);
     timer.unref();
     return () => clearInterval(timer);
+  }
+
+  connections(): ConnectionPoolStats[] {
+    return [];
   }
 
   async ping(): Promise<void> {

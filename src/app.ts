@@ -2,8 +2,8 @@ import type { ServerResponse } from 'node:http';
 import { pino, type Logger } from 'pino';
 import { Agent } from 'undici';
 import { BlobFills } from './cache/blob-fill.ts';
+import { LocalRepositoryNames, mirroredName } from './cache/mirror.ts';
 import { Evictor } from './cache/eviction.ts';
-import { mirroredName } from './cache/mirror.ts';
 import { PullThroughRegistry } from './cache/pull-through-registry.ts';
 import { ruleFromRecord, RuleSet, type CacheRule } from './cache/rules.ts';
 import { seedFromConfig } from './cache/seed.ts';
@@ -62,11 +62,13 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   const identities = new IdentityService(metadata.identities, box, now);
   await seedFromConfig(config, metadata, credentials, log, now());
 
+  const localNames = new LocalRepositoryNames(async (name) => (await metadata.repositories.get(name)) !== undefined);
   const locks = new BlobLocks(metadata.locks);
   const local = new LocalRegistry({
     blobs,
     metadata,
     locks,
+    onRepositoryWrite: (name) => localNames.forget(name),
     manifestCacheBytes: config.cache.manifestMemory,
     pullFlushIntervalMs: config.cache.pullTimeFlushInterval,
     now,
@@ -157,6 +159,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   // What `cistern lifecycle run`, `cistern apply` or another instance changed in the store must not be
   // served from memory here: forget it, and pick up rule changes at once.
   const stopWatching = metadata.watchExternalChanges(() => {
+    localNames.forget();
     local.forgetCached();
     registry.forgetCached();
     void reloadRules().catch((err: unknown) => log.error({ err }, 'reloading cache rules failed'));
@@ -186,8 +189,7 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
     ...(auth && { auth }),
     publicUrl: () => publicUrl,
     maxManifestBytes: config.limits.maxManifestSize,
-    resolvePullName: (name, query) =>
-      mirroredName(name, query.get('ns'), rules, pull.defaultMirror, async () => (await metadata.repositories.get(name)) !== undefined),
+    resolvePullName: (name, query) => mirroredName(name, query.get('ns'), rules, pull.defaultMirror, () => localNames.exists(name)),
     onInternalError: (err, req) => log.error({ err, reqId: requestId(req) }, 'internal error'),
   });
   const lifecycle = new LifecycleRunner({

@@ -22,6 +22,8 @@ export interface LocalRegistryOptions {
   locks: BlobLocks;
   now?: () => Date;
   onBackgroundError?: (err: unknown) => void;
+  /** A write that may have created or deleted `repository` (so whoever remembers which names exist can forget). */
+  onRepositoryWrite?: (repository: string) => void;
 }
 
 /** The registry on Cistern's own storage: what clients push, and what the cache fills. */
@@ -36,8 +38,10 @@ export class LocalRegistry implements Registry {
   private readonly pulls: PullRecorder;
   /** Uploads with a request writing to them: a second writer would interleave bytes. */
   private readonly busyUploads = new Set<string>();
+  private readonly onRepositoryWrite: (repository: string) => void;
 
   constructor(options: LocalRegistryOptions) {
+    this.onRepositoryWrite = options.onRepositoryWrite ?? (() => {});
     this.blobs = options.blobs;
     this.metadata = options.metadata;
     this.locks = options.locks;
@@ -113,6 +117,7 @@ export class LocalRegistry implements Registry {
     await this.checkReferences(repository, parsed.blobs, parsed.manifests);
     if (reference.kind === 'tag') await this.checkMutable(repository, reference.tag, digest);
     await this.store(repository, digest, parsed, body, reference.kind === 'tag' ? reference.tag : undefined);
+    this.onRepositoryWrite(repository);
     return { digest, ...(parsed.subject && { subject: parsed.subject.digest }) };
   }
 
@@ -188,6 +193,7 @@ export class LocalRegistry implements Registry {
   /** Deletes a repository with everything in it; its blobs go when garbage collection finds them unused. */
   async deleteRepository(repository: string): Promise<boolean> {
     const deleted = await this.metadata.repositories.delete(repository);
+    this.onRepositoryWrite(repository);
     this.manifestCache.clear();
     this.tagCache.clear();
     return deleted;
@@ -308,6 +314,7 @@ export class LocalRegistry implements Registry {
           throw err;
         }
         await this.metadata.blobLinks.link(repository, digest, committed.size, this.now());
+        this.onRepositoryWrite(repository);
         return committed;
       });
       failpoint('upload-after-link');
@@ -325,6 +332,7 @@ export class LocalRegistry implements Registry {
   async mountBlob(repository: RepositoryName, digest: Digest, from: RepositoryName): Promise<BlobInfo | undefined> {
     const size = await this.metadata.blobLinks.get(from, digest);
     if (size === undefined || !(await this.linkBlob(repository, digest, size))) return undefined;
+    this.onRepositoryWrite(repository);
     return { digest, size };
   }
 

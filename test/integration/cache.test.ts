@@ -334,7 +334,10 @@ describe('pull-through cache: quota and Docker-style mirrors', () => {
     assert.equal((await pull(cistern.url, 'library/busybox', '1.36')).digest, img.manifestDigest);
     assert.equal((await fetch(`${cistern.url}/v2/hub/busybox/manifests/1.36`, { method: 'HEAD' })).status, 200, 'cached under the rule');
     const { pushImage } = await import('../helpers/oci.ts');
+    // Asked for before it exists here: a mirror request (Docker Hub has no mine/app either).
+    assert.equal((await fetch(`${cistern.url}/v2/mine/app/manifests/v1`)).status, 404);
     const mine = await pushImage(cistern.url, 'mine/app', 'v1', 'local-app');
+    // Pushed now: served locally at once, though the name was just remembered as not local.
     assert.equal((await pull(cistern.url, 'mine/app', 'v1')).digest, mine.digest);
   });
 });

@@ -351,6 +351,31 @@ describe('PostgresMetadataStore specifics', () => {
     });
   });
 
+  it('answers a readiness ping at once while every connection is busy, if a query just succeeded', async () => {
+    await withSchema(async (schema) => {
+      await requirePostgres();
+      const store = await PostgresMetadataStore.open({ url: POSTGRES_URL, schema, poolSize: 1 });
+      const blocker = new pg.Client({ connectionString: POSTGRES_URL });
+      await blocker.connect();
+      try {
+        await store.repositories.list({ limit: 1 });
+        // Another session locks the table, so the store's only connection waits in a query: busy, not unavailable.
+        await blocker.query('BEGIN');
+        await blocker.query(`LOCK TABLE "${schema}".repositories IN ACCESS EXCLUSIVE MODE`);
+        const waiting = store.repositories.list({ limit: 1 });
+        await settle(100);
+        const started = Date.now();
+        await store.ping();
+        assert.ok(Date.now() - started < 500, 'ping did not queue behind the busy pool');
+        await blocker.query('COMMIT');
+        await waiting;
+      } finally {
+        await blocker.end();
+        await store.close();
+      }
+    });
+  });
+
   it('works without a lock, after a short wait, when every lock connection is taken', async () => {
     await withSchema(async (schema) => {
       await requirePostgres();

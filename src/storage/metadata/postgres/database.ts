@@ -11,13 +11,20 @@ import { MIGRATIONS } from './migrations.ts';
  * shutting down) is reported as the registry's UNAVAILABLE (503, worth retrying), not as an internal error.
  */
 export class Db implements Queryable {
+  /** When a query last succeeded (Date.now()), so that a readiness check need not queue behind a busy pool. */
+  lastSuccess = 0;
+
   constructor(readonly pool: pg.Pool) {}
 
   async query<R extends pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>> {
     try {
-      return await this.pool.query<R>(text, values);
+      const result = await this.pool.query<R>(text, values);
+      this.lastSuccess = Date.now();
+      return result;
     } catch (err) {
-      throw unavailableIfLost(err);
+      const mapped = unavailableIfLost(err);
+      if (mapped !== err) this.lastSuccess = 0;
+      throw mapped;
     }
   }
 

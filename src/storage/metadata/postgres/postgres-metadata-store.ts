@@ -36,6 +36,7 @@ export interface PostgresMetadataStoreOptions {
 }
 
 const LOCK_CONNECTION_WAIT_MS = 2000;
+const RECENT_SUCCESS_MS = 5000;
 
 /** What watchExternalChanges returns here: the stop function, plus when the watch is in place. */
 export type StopWatching = (() => void) & { ready: Promise<void> };
@@ -128,7 +129,12 @@ export class PostgresMetadataStore implements MetadataStore {
     return [stats('queries', this.db), stats('locks', this.lockPool)];
   }
 
+  /**
+   * A query that succeeded a moment ago answers for the database: under load every connection may be busy,
+   * and a readiness check that queued behind them would take a busy instance out of service.
+   */
   async ping(): Promise<void> {
+    if (Date.now() - this.db.lastSuccess < RECENT_SUCCESS_MS) return;
     await this.db.query('SELECT 1');
   }
 

@@ -25,4 +25,16 @@ const result = spawnSync(
   ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, ...files],
   { stdio: 'inherit' },
 );
+
+// With CISTERN_TEST_METADATA_URL (test/helpers/cistern.ts), test Cisterns keep their metadata in schemas
+// named cistern_t_*; those of directories a test chose outlive the test: drop them all now.
+const metadataUrl = process.env.CISTERN_TEST_METADATA_URL;
+if (metadataUrl) {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: metadataUrl });
+  await client.connect();
+  const { rows } = await client.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'cistern\\_t\\_%'");
+  for (const { nspname } of rows) await client.query(`DROP SCHEMA IF EXISTS "${nspname}" CASCADE`);
+  await client.end();
+}
 process.exit(result.status ?? 1);

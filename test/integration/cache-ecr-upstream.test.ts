@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCistern, type TestCistern } from '../helpers/cistern.ts';
+import { openMetadata, startCistern, type TestCistern } from '../helpers/cistern.ts';
 import { pushImage } from '../helpers/oci.ts';
 import { pull } from '../helpers/pull.ts';
 
@@ -77,8 +77,7 @@ describe('pull-through cache: an ECR upstream', () => {
     try {
       await pull(cache.url, 'ecr/team/app', 'v1');
       // The upstream forgets every password it issued (as a registry does whose signing key changed).
-      const { SqliteMetadataStore } = await import('../../src/storage/metadata/sqlite/sqlite-metadata-store.ts');
-      const db = SqliteMetadataStore.open(join(dir, 'metadata.db'));
+      const db = await openMetadata(upstream);
       await db.identities.deleteExpiredLoginTokens(new Date(8.64e15));
       await db.close();
       offset += HOUR; // past the cached bearer token and the upstream's 10 s memory of verified callers

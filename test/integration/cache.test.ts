@@ -1,8 +1,8 @@
 import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startCistern, type TestCistern } from '../helpers/cistern.ts';
+import { dumpMetadata, openMetadata, startCistern, type TestCistern } from '../helpers/cistern.ts';
 import { pull } from '../helpers/pull.ts';
 import { buildImage, buildIndex, type BuiltImage } from '../fixtures/image-builder.ts';
 import { startFakeUpstream, type FakeUpstream } from '../fixtures/fake-upstream.ts';
@@ -247,8 +247,7 @@ describe('pull-through cache', () => {
 
   it('creates the repository on first pull from the matching template', async () => {
     await pull(cistern.url, 'dockerhub/nginx', '1.27');
-    const { SqliteMetadataStore } = await import('../../src/storage/metadata/sqlite/sqlite-metadata-store.ts');
-    const db = SqliteMetadataStore.open(join(cistern.directory, 'metadata.db'));
+    const db = await openMetadata(cistern);
     try {
       const repo = await db.repositories.get('dockerhub/nginx');
       assert.equal(repo?.cacheRule, 'dockerhub');
@@ -278,8 +277,9 @@ describe('pull-through cache', () => {
     const errorBody = await refused.text();
     const metrics = await (await fetch(`${cistern.url}/metrics`)).text();
     const logs = JSON.stringify(cistern.logs);
-    const db = await readFile(join(cistern.directory, 'metadata.db'));
-    for (const [where, text] of [['error', errorBody], ['metrics', metrics], ['logs', logs], ['database', db.toString('latin1')]]) {
+    const stored = await dumpMetadata(cistern);
+    assert.match(stored, /ecr-pullthroughcache\/dockerhub/, 'the dump does hold the secret record');
+    for (const [where, text] of [['error', errorBody], ['metrics', metrics], ['logs', logs], ['database', stored]]) {
       assert.ok(!text!.includes(PASSWORD), `password in ${where}`);
       assert.ok(!text!.includes(Buffer.from(`${USER}:${PASSWORD}`).toString('base64')), `basic credential in ${where}`);
     }

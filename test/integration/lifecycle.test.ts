@@ -5,7 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ECRClient, StartLifecyclePolicyPreviewCommand, GetLifecyclePolicyPreviewCommand, GetLifecyclePolicyCommand } from '@aws-sdk/client-ecr';
-import { startCistern, type TestCistern } from '../helpers/cistern.ts';
+import { openMetadata, startCistern, type TestCistern } from '../helpers/cistern.ts';
 import { pull } from '../helpers/pull.ts';
 import { buildImage, buildIndex, type BuiltImage } from '../fixtures/image-builder.ts';
 import { startFakeUpstream, type FakeUpstream } from '../fixtures/fake-upstream.ts';
@@ -71,8 +71,7 @@ describe('lifecycle policies on cached repositories', () => {
     assert.deepEqual(report!.expired.map((e) => e.digest), [index.manifestDigest]);
     upstream.reset();
     for (const digest of [index.manifestDigest, ...platforms.map((p) => p.manifestDigest)]) {
-      const { SqliteMetadataStore } = await import('../../src/storage/metadata/sqlite/sqlite-metadata-store.ts');
-      const db = SqliteMetadataStore.open(`${cistern.directory}/metadata.db`);
+      const db = await openMetadata(cistern);
       try {
         assert.equal(await db.manifests.get('hub/multi', digest as never), undefined, `${digest} is gone`);
       } finally {
@@ -121,7 +120,7 @@ describe('lifecycle run from the command line, beside a running server', () => {
       }
       await cistern.app.local.flushPulls();
       const config = join(dir, 'cli.yaml');
-      await writeFile(config, JSON.stringify({ storage: { directory: dir }, auth: { enabled: false }, ...settings }));
+      await writeFile(config, JSON.stringify({ storage: cistern.config.storage, auth: { enabled: false }, ...settings }));
       const cli = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts', 'lifecycle', 'run', '--config', config], { encoding: 'utf8' });
       assert.equal(cli.status, 0, cli.stderr);
       assert.match(cli.stdout, new RegExp(`expired hub/app@${images[0]!.manifestDigest}`));

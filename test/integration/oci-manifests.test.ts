@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MediaType } from '../../src/domain/media-types.ts';
-import { startCistern, type TestCistern } from '../helpers/cistern.ts';
+import { openMetadata, startCistern, type TestCistern } from '../helpers/cistern.ts';
 import { blob, body, errorCode, imageManifest, indexManifest, pushBlob, pushImage, putManifest, sha256 } from '../helpers/oci.ts';
 
 describe('OCI manifests', () => {
@@ -238,8 +238,7 @@ describe('OCI manifests', () => {
     await fetch(`${base}/v2/pulled/manifests/v1`, { method: 'HEAD' });
     await store.flushPulls();
     // HEAD alone records nothing: read through the metadata store directly.
-    const { SqliteMetadataStore } = await import('../../src/storage/metadata/sqlite/sqlite-metadata-store.ts');
-    const db = SqliteMetadataStore.open(`${cistern.directory}/metadata.db`);
+    const db = await openMetadata(cistern);
     try {
       const before = await db.manifests.get('pulled', image.digest as never);
       assert.equal(before?.lastPulledAt, undefined);

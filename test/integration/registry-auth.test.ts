@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCistern, type TestCistern } from '../helpers/cistern.ts';
+import { openMetadata, startCistern, type TestCistern } from '../helpers/cistern.ts';
 import { pushImage, errorCode, blob, body } from '../helpers/oci.ts';
 import { buildImage } from '../fixtures/image-builder.ts';
 import { startFakeUpstream, type FakeUpstream } from '../fixtures/fake-upstream.ts';
@@ -56,8 +56,7 @@ describe('registry authentication and permissions', () => {
     await cistern.app.identities.createUser('temporary', allow('ecr:BatchGetImage'));
     const key = await cistern.app.identities.createKey('temporary');
     assert.equal((await fetch(`${cistern.url}/v2/`, { headers: as(key) })).status, 200);
-    const { SqliteMetadataStore } = await import('../../src/storage/metadata/sqlite/sqlite-metadata-store.ts');
-    const db = SqliteMetadataStore.open(`${cistern.directory}/metadata.db`);
+    const db = await openMetadata(cistern);
     await db.identities.deleteKey(key.accessKeyId);
     await db.close();
     clock += 11_000;

@@ -158,7 +158,15 @@ export async function startApp(config: Config, options: AppOptions = {}): Promis
   });
   // What `cistern lifecycle run`, `cistern apply` or another instance changed in the store must not be
   // served from memory here: forget it, and pick up rule changes at once.
-  const stopWatching = metadata.watchExternalChanges(() => {
+  const stopWatching = metadata.watchExternalChanges((repositories) => {
+    if (repositories) {
+      for (const name of repositories) {
+        localNames.forget(name);
+        local.forgetCached(name);
+        registry.forgetCached(name);
+      }
+      return;
+    }
     localNames.forget();
     local.forgetCached();
     registry.forgetCached();

@@ -61,9 +61,10 @@ export class PullThroughRegistry implements Registry {
     await Promise.all([...this.pendingLinks]);
   }
 
-  /** Drops the tag states held in memory (the store was changed by someone else). */
-  forgetCached(): void {
-    this.tagStates.clear();
+  /** Drops the tag states held in memory (the store was changed by someone else): of `repository`, or all. */
+  forgetCached(repository?: string): void {
+    if (repository === undefined) this.tagStates.clear();
+    else this.tagStates.deleteWhere((key) => key.startsWith(`${repository}:`));
   }
 
   private remember(key: string, state: TagState): void {

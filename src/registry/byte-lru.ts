@@ -35,6 +35,11 @@ export class ByteLru<V> {
     this.bytes -= entry.bytes;
   }
 
+  /** Drops every entry whose key passes `test` (a walk over all entries: for rare, targeted forgetting). */
+  deleteWhere(test: (key: string) => boolean): void {
+    for (const key of [...this.entries.keys()]) if (test(key)) this.delete(key);
+  }
+
   clear(): void {
     this.entries.clear();
     this.bytes = 0;

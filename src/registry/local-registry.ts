@@ -184,10 +184,16 @@ export class LocalRegistry implements Registry {
     return this.metadata.tags.state(repository, tag);
   }
 
-  /** Drops every manifest and tag held in memory (the store was changed by someone else). */
-  forgetCached(): void {
-    this.manifestCache.clear();
-    this.tagCache.clear();
+  /** Drops manifests and tags held in memory (the store was changed by someone else): of `repository`, or all. */
+  forgetCached(repository?: string): void {
+    if (repository === undefined) {
+      this.manifestCache.clear();
+      this.tagCache.clear();
+      return;
+    }
+    // Keys are `name@digest` and `name:tag`; names contain neither character.
+    this.manifestCache.deleteWhere((key) => key.startsWith(`${repository}@`));
+    this.tagCache.deleteWhere((key) => key.startsWith(`${repository}:`));
   }
 
   /** Deletes a repository with everything in it; its blobs go when garbage collection finds them unused. */

@@ -279,10 +279,11 @@ export interface MetadataStore {
   locks: LockMetadata;
   /**
    * Calls `onChange` soon after a change that someone else committed (`cistern lifecycle run` on the same
-   * database, another instance), so that what is held in memory above the store can be forgotten.
+   * database, another instance), so that what is held in memory above the store can be forgotten: with the
+   * repositories changed, where the driver can tell, else with none (anything may have changed).
    * Returns a function that stops watching.
    */
-  watchExternalChanges(onChange: () => void): () => void;
+  watchExternalChanges(onChange: (repositories?: string[]) => void): () => void;
   /** Resolves when the store answers a trivial query (readiness checks); throws when it cannot. */
   ping(): Promise<void>;
   /** The store's connection pools, for metrics (none for an embedded database). */

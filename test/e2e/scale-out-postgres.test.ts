@@ -9,6 +9,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startCistern, type TestCistern } from '../helpers/cistern.ts';
+import pg from 'pg';
 import { blob, pushBlob, pushImage } from '../helpers/oci.ts';
 import { PostgresMetadataStore } from '../../src/storage/metadata/postgres/postgres-metadata-store.ts';
 import { pull } from '../helpers/pull.ts';
@@ -80,6 +81,26 @@ describe('scale-out: two instances sharing PostgreSQL and a blob directory', { t
     slow.clear();
     assert.equal(upstream.count({ kind: 'manifest', method: 'GET' }), 1);
     assert.equal(upstream.count({ kind: 'manifest', method: 'HEAD' }), 0);
+  });
+
+  it('forgets only the repositories another instance changed', async () => {
+    await pushImage(a.url, 'team/one', 'v1', 'scale-out/one');
+    await pushImage(a.url, 'team/two', 'v1', 'scale-out/two');
+    for (const repo of ['team/one', 'team/two']) assert.equal((await fetch(`${b.url}/v2/${repo}/manifests/v1`)).status, 200); // in b's memory
+    // team/two's tag disappears behind everyone's back (no notice: triggers off for this session)...
+    const quiet = new pg.Client({ connectionString: POSTGRES_URL });
+    await quiet.connect();
+    try {
+      await quiet.query("SET session_replication_role = replica");
+      await quiet.query(`DELETE FROM "${schema}".tags t USING "${schema}".repositories r WHERE r.id = t.repository_id AND r.name = 'team/two'`);
+    } finally {
+      await quiet.end();
+    }
+    // ...and team/one's through a, which tells b.
+    assert.equal((await fetch(`${a.url}/v2/team/one/manifests/v1`, { method: 'DELETE' })).status, 202);
+    const gone = await within(1000, async () => (await fetch(`${b.url}/v2/team/one/manifests/v1`)).status === 404);
+    assert.ok(gone, 'b forgot the repository a changed');
+    assert.equal((await fetch(`${b.url}/v2/team/two/manifests/v1`)).status, 200, 'and only that one: team/two is still held in memory');
   });
 
   it('exports its PostgreSQL connection pools as metrics', async () => {

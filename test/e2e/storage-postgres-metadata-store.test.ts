@@ -179,6 +179,31 @@ describe('PostgresMetadataStore specifics', () => {
     });
   });
 
+  it('names the repositories another instance changed, and names none for changes beyond repositories', async () => {
+    await withSchema(async (schema) => {
+      const server = await open(schema);
+      const cli = await open(schema);
+      const notices: (string[] | undefined)[] = [];
+      const stop = server.watchExternalChanges((repositories) => notices.push(repositories));
+      try {
+        await stop.ready;
+        const m = Buffer.from('{"schemaVersion":2,"named":1}');
+        await cli.manifests.put({ repository: 'team/app', digest: digestOf(m), mediaType: IMAGE_MANIFEST, content: m, references: { blobs: [], manifests: [] }, tag: 'v1', at: new Date() });
+        assert.ok(await within(2000, () => notices.length >= 1));
+        await settle();
+        assert.ok(notices.every((n) => n !== undefined && n.length === 1 && n[0] === 'team/app'), JSON.stringify(notices));
+        notices.length = 0;
+        await cli.cacheRules.put({ prefix: 'hub', upstreamUrl: 'https://registry-1.docker.io', upstreamKind: 'docker-hub', settings: {}, source: 'api' }, new Date());
+        assert.ok(await within(2000, () => notices.length === 1));
+        assert.equal(notices[0], undefined, 'a rule change may matter to anything');
+      } finally {
+        stop();
+        await cli.close();
+        await server.close();
+      }
+    });
+  });
+
   it('tells a watcher about commits from another instance, not about its own, nor about bookkeeping', async () => {
     await withSchema(async (schema) => {
       const server = await open(schema);
@@ -221,9 +246,14 @@ describe('PostgresMetadataStore specifics', () => {
         await settle();
         assert.equal(seen, 0, 'bookkeeping is not news');
 
-        // What caches hold is: a tag moved, a rule, a template, a deletion, each one commit.
+        // What caches hold is: a tag moved, a rule, a template, a deletion, each one commit. (Putting a tag
+        // where it already points changes nothing: only a tag that moves to another manifest is news.)
+        const moved = Buffer.from('{"schemaVersion":2,"watch":2}');
+        await cli.manifests.put({ repository: 'own/write', digest, mediaType: IMAGE_MANIFEST, content: m, references: { blobs: [], manifests: [] }, tag: 'v2', at: new Date() });
+        await settle();
+        assert.equal(seen, 0, 'a tag put where it already points is not news');
         for (const change of [
-          () => cli.manifests.put({ repository: 'own/write', digest, mediaType: IMAGE_MANIFEST, content: m, references: { blobs: [], manifests: [] }, tag: 'v2', at: new Date() }),
+          () => cli.manifests.put({ repository: 'own/write', digest: digestOf(moved), mediaType: IMAGE_MANIFEST, content: moved, references: { blobs: [], manifests: [] }, tag: 'v2', at: new Date() }),
           () => cli.tags.delete('own/write', 'v2'),
           () => cli.cacheRules.put({ prefix: 'hub', upstreamUrl: 'https://mirror.gcr.io', upstreamKind: 'docker-hub', settings: {}, source: 'api' }, new Date()),
           () => cli.templates.delete('ROOT'),

@@ -26,7 +26,7 @@ export class ChangeListener {
     private readonly config: pg.ClientConfig,
     private readonly channel: string,
     private readonly instanceId: string,
-    private readonly onChange: () => void,
+    private readonly onChange: (repositories?: string[]) => void,
   ) {
     this.ready = new Promise((resolve) => {
       this.settleReady = resolve;
@@ -43,9 +43,11 @@ export class ChangeListener {
     client.on('error', () => this.lost(client));
     client.on('end', () => this.lost(client));
     client.on('notification', (message) => {
-      if (this.stopped || message.channel !== this.channel || message.payload === this.instanceId) return;
+      if (this.stopped || message.channel !== this.channel) return;
+      const change = parseChange(message.payload ?? '');
+      if (change.instance === this.instanceId) return;
       // Out of pg's protocol parser, so that a throwing callback cannot wedge the connection.
-      queueMicrotask(this.onChange);
+      queueMicrotask(() => this.onChange(change.repositories));
     });
     try {
       await client.connect();
@@ -88,5 +90,21 @@ export class ChangeListener {
       // Not connected (yet, or any more): ending it is enough.
     }
     await client.end().catch(() => undefined);
+  }
+}
+
+/**
+ * A notice from the triggers of migration 5: `{"i": writer, "r": [repository, ...]}`, without `r` when the
+ * change is not about named repositories (or names too many). Migration 4's notices were the bare writer id.
+ */
+export function parseChange(payload: string): { instance: string; repositories?: string[] } {
+  if (!payload.startsWith('{')) return { instance: payload };
+  try {
+    const notice = JSON.parse(payload) as { i?: unknown; r?: unknown };
+    const instance = typeof notice.i === 'string' ? notice.i : '';
+    const named = Array.isArray(notice.r) && notice.r.every((name) => typeof name === 'string');
+    return named ? { instance, repositories: notice.r as string[] } : { instance };
+  } catch {
+    return { instance: '' };
   }
 }

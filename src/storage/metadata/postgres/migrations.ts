@@ -172,4 +172,63 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER creation_templates_deleted AFTER DELETE ON creation_templates
     REFERENCING OLD TABLE AS changed_rows FOR EACH STATEMENT EXECUTE FUNCTION cistern_notify_rows_changed();
   `,
+  // 5: notices name the repositories a change touched, so that other instances forget only those; changes
+  // that name none (cache rules, templates, column updates without transition tables) or too many for one
+  // notice (8000 bytes) still say "anything". Tags get an UPDATE trigger with transition tables in place of
+  // migration 4's column trigger, which fired for every tag upsert (ON CONFLICT DO UPDATE runs the UPDATE
+  // statement triggers even when nothing conflicted): now only a tag whose digest moved is news.
+  `
+  CREATE OR REPLACE FUNCTION cistern_notify_change() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_notify(left('cistern_changes_' || TG_TABLE_SCHEMA, 63), json_build_object('i', current_setting('application_name'))::text);
+    RETURN NULL;
+  END $$;
+  CREATE OR REPLACE FUNCTION cistern_notify_rows_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+  DECLARE
+    names text[];
+    notice text;
+  BEGIN
+    IF NOT EXISTS (SELECT 1 FROM changed_rows) THEN
+      RETURN NULL;
+    END IF;
+    IF TG_TABLE_NAME = 'repositories' THEN
+      SELECT array_agg(DISTINCT name) INTO names FROM changed_rows;
+    ELSIF TG_TABLE_NAME IN ('manifests', 'tags') THEN
+      SELECT array_agg(DISTINCT r.name) INTO names FROM changed_rows c JOIN repositories r ON r.id = c.repository_id;
+      -- Rows whose repository is gone went with it (a cascade): the repository's own trigger names it.
+      IF names IS NULL THEN
+        RETURN NULL;
+      END IF;
+    END IF;
+    notice := json_build_object('i', current_setting('application_name'), 'r', names)::text;
+    IF names IS NULL OR octet_length(notice) > 7900 THEN
+      notice := json_build_object('i', current_setting('application_name'))::text;
+    END IF;
+    PERFORM pg_notify(left('cistern_changes_' || TG_TABLE_SCHEMA, 63), notice);
+    RETURN NULL;
+  END $$;
+  CREATE FUNCTION cistern_notify_tags_moved() RETURNS trigger LANGUAGE plpgsql AS $$
+  DECLARE
+    names text[];
+    notice text;
+  BEGIN
+    SELECT array_agg(DISTINCT r.name) INTO names
+      FROM new_rows n
+      JOIN old_rows o ON o.repository_id = n.repository_id AND o.name = n.name
+      JOIN repositories r ON r.id = n.repository_id
+     WHERE o.digest IS DISTINCT FROM n.digest;
+    IF names IS NULL THEN
+      RETURN NULL;
+    END IF;
+    notice := json_build_object('i', current_setting('application_name'), 'r', names)::text;
+    IF octet_length(notice) > 7900 THEN
+      notice := json_build_object('i', current_setting('application_name'))::text;
+    END IF;
+    PERFORM pg_notify(left('cistern_changes_' || TG_TABLE_SCHEMA, 63), notice);
+    RETURN NULL;
+  END $$;
+  DROP TRIGGER tags_retargeted ON tags;
+  CREATE TRIGGER tags_moved AFTER UPDATE ON tags
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cistern_notify_tags_moved();
+  `,
 ];

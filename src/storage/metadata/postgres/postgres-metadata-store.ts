@@ -107,7 +107,7 @@ export class PostgresMetadataStore implements MetadataStore {
   }
 
   /** LISTEN/NOTIFY: the triggers notify on commit, and notifications carrying this instance's id are skipped. */
-  watchExternalChanges(onChange: () => void): StopWatching {
+  watchExternalChanges(onChange: (repositories?: string[]) => void): StopWatching {
     if (this.closing) return Object.assign(() => undefined, { ready: Promise.resolve() });
     const listener = new ChangeListener(this.config, changeChannel(this.schema), this.instanceId, onChange);
     this.listeners.add(listener);

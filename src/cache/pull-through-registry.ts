@@ -120,7 +120,8 @@ export class PullThroughRegistry implements Registry {
         () => (known ? this.revalidate(match, repository, reference.tag, known, mayImport) : this.fetchTag(match, repository, reference.tag)),
       ),
     );
-    if (options.pull !== false) await this.local.getManifest(repository, { kind: 'digest', digest: manifest.digest }, options);
+    // Shared by everyone who waited on the flight; each of them pulled.
+    if (options.pull !== false) this.local.recordPull(repository, manifest.digest);
     return manifest;
   }
 
@@ -257,9 +258,10 @@ export class PullThroughRegistry implements Registry {
     const match = this.match(repository);
     if (!match) return this.local.readBlob(repository, digest, options);
     const rule = match.rule.prefix;
-    if (await this.localBlob(repository, digest)) {
+    const cached = await this.localBlob(repository, digest);
+    if (cached) {
       this.options.metrics.cacheLookups.inc({ rule, kind: 'blob', result: 'hit' });
-      return this.local.readBlob(repository, digest, options);
+      return this.local.openBlob(cached, options);
     }
     this.options.metrics.cacheLookups.inc({ rule, kind: 'blob', result: 'miss' });
     await this.guard(repository, options.guard);

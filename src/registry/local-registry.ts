@@ -73,8 +73,13 @@ export class LocalRegistry implements Registry {
         reference: reference.kind === 'tag' ? reference.tag : reference.digest,
       });
     }
-    if (options.pull !== false) this.pulls.record(repository, manifest.digest, this.now());
+    if (options.pull !== false) this.recordPull(repository, manifest.digest);
     return manifest;
+  }
+
+  /** Counts a pull of a manifest the caller already holds (lifecycle policies read last-pull times). */
+  recordPull(repository: RepositoryName, digest: Digest): void {
+    this.pulls.record(repository, digest, this.now());
   }
 
   private async resolveTag(repository: string, tag: string): Promise<Digest | undefined> {
@@ -250,7 +255,11 @@ export class LocalRegistry implements Registry {
   }
 
   async readBlob(repository: RepositoryName, digest: Digest, options: BlobReadOptions = {}): Promise<BlobRead> {
-    const { size } = await this.statBlob(repository, digest);
+    return this.openBlob(await this.statBlob(repository, digest), options);
+  }
+
+  /** Streams a blob the caller has already found readable (`statBlob`), without looking it up again. */
+  async openBlob({ digest, size }: BlobInfo, options: BlobReadOptions = {}): Promise<BlobRead> {
     const range = options.range?.(size);
     const stream = await this.blobs.read(digest, { ...(range && { range }), ...(options.signal && { signal: options.signal }) });
     return { size, ...(range && { range }), stream };

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { SecretMetadata } from '../storage/metadata-store.ts';
 import type { SecretBox } from './secret-box.ts';
@@ -6,6 +7,12 @@ import type { SecretBox } from './secret-box.ts';
 export interface Credential {
   username: string;
   accessToken: string;
+}
+
+/** Names a credential without revealing it: what is derived from one (tokens, passwords) is kept under this. */
+export function credentialFingerprint(credential: Credential | undefined): string {
+  if (!credential) return 'anonymous';
+  return createHash('sha256').update(`${credential.username}\0${credential.accessToken}`).digest('base64url').slice(0, 16);
 }
 
 const credentialSchema = z.object({ username: z.string().min(1), accessToken: z.string().min(1) });

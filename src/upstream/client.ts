@@ -1,12 +1,11 @@
-import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { request, type Dispatcher } from 'undici';
 import { RegistryError } from '../domain/errors.ts';
 import { digestOf, isDigest, type Digest } from '../domain/digest.ts';
 import { MANIFEST_MEDIA_TYPES } from '../domain/media-types.ts';
-import type { Credential } from '../secrets/credentials.ts';
+import { credentialFingerprint, type Credential } from '../secrets/credentials.ts';
 import { parseChallenge, type Challenge } from './challenge.ts';
-import { UpstreamFailure } from './failure.ts';
+import { networkFailure, UpstreamFailure } from './failure.ts';
 import { parseRateLimit, type QuotaTracker } from './quota.ts';
 import { Semaphore } from './semaphore.ts';
 
@@ -126,7 +125,7 @@ export class UpstreamClient {
         chunks.push(chunk as Buffer);
       }
     } catch (err) {
-      throw err instanceof RegistryError ? err : this.networkFailure(err);
+      throw err instanceof RegistryError ? err : networkFailure(this.name, err);
     }
     const body = Buffer.concat(chunks, size);
     const mediaType = (header(res.headers, 'content-type') ?? '').split(';', 1)[0]!.trim();
@@ -242,7 +241,7 @@ export class UpstreamClient {
           await this.backoff(attempt);
           continue;
         }
-        throw this.networkFailure(err);
+        throw networkFailure(this.name, err);
       }
       const status = res.statusCode;
       if (kind === 'manifest') this.readRateLimit(identity, res.headers);
@@ -308,7 +307,7 @@ export class UpstreamClient {
       return `Basic ${Buffer.from(`${credential.username}:${credential.accessToken}`).toString('base64')}`;
     }
     if (challenge?.scheme !== 'bearer') return undefined;
-    const key = `${scope}|${fingerprint(credential)}`;
+    const key = `${scope}|${credentialFingerprint(credential)}`;
     const cached = this.tokens.get(key);
     if (!refresh && cached && cached.expiresAt > this.now()) return `Bearer ${cached.value}`;
     let pending = this.tokenFetches.get(key);
@@ -349,7 +348,7 @@ export class UpstreamClient {
       });
     } catch (err) {
       this.options.onRequest?.({ method: 'GET', kind: 'token', status: 'error' });
-      throw this.networkFailure(err);
+      throw networkFailure(this.name, err);
     }
     this.options.onRequest?.({ method: 'GET', kind: 'token', status: res.statusCode });
     if (res.statusCode === 401 || res.statusCode === 403) {
@@ -416,12 +415,6 @@ export class UpstreamClient {
     const cap = this.options.retryBaseDelayMs * 2 ** attempt;
     await new Promise((resolve) => setTimeout(resolve, Math.random() * cap));
   }
-
-  private networkFailure(err: unknown): UpstreamFailure {
-    const code = (err as { code?: string })?.code ?? '';
-    const timeout = /TIMEOUT/i.test(code);
-    return new UpstreamFailure(this.name, timeout ? 'timeout' : 'unreachable', timeout ? `timed out (${code})` : `unreachable (${code || (err as Error)?.message || 'network error'})`);
-  }
 }
 
 function header(headers: Dispatcher.ResponseData['headers'], name: string): string | undefined {
@@ -437,7 +430,3 @@ function parseRetryAfter(value: string | undefined, now: number): number | undef
 }
 
 /** Tokens are cached per credential, so a rotated secret never reuses the old one's tokens. */
-function fingerprint(credential: Credential | undefined): string {
-  if (!credential) return 'anonymous';
-  return createHash('sha256').update(`${credential.username}\0${credential.accessToken}`).digest('base64url').slice(0, 16);
-}

@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import { request, type Dispatcher } from 'undici';
 import { signRequest } from '../auth/sigv4.ts';
-import type { Credential } from '../secrets/credentials.ts';
-import { UpstreamFailure } from './failure.ts';
+import { credentialFingerprint, type Credential } from '../secrets/credentials.ts';
+import { networkFailure, UpstreamFailure } from './failure.ts';
 
 /** ECR registry hosts: `<account>.dkr.ecr.<region>.amazonaws.com` (and the `.com.cn` partition). */
 const ECR_HOST = /^\d{12}\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?$/;
@@ -69,25 +68,28 @@ export function ecrCredential(options: EcrCredentialOptions): {
         bodyTimeout: options.timeoutMs,
       });
     } catch (err) {
-      const code = (err as { code?: string }).code ?? 'network error';
-      throw new UpstreamFailure(options.name, /TIMEOUT/i.test(code) ? 'timeout' : 'unreachable', `ECR API unreachable (${code})`);
+      throw networkFailure(options.name, err, 'ECR API');
     }
     const answer = (await res.body.json().catch(() => ({}))) as {
       __type?: unknown;
       authorizationData?: { authorizationToken?: unknown; expiresAt?: unknown }[];
     };
+    if (res.statusCode >= 500) throw new UpstreamFailure(options.name, 'server-error', `ECR GetAuthorizationToken answered ${res.statusCode}`);
+    if (res.statusCode === 429) throw new UpstreamFailure(options.name, 'rate-limited', 'ECR GetAuthorizationToken is rate-limited (429)');
     if (res.statusCode !== 200) {
-      // `__type` names the refusal (UnrecognizedClientException, AccessDeniedException, ...), never the key.
-      const type = typeof answer.__type === 'string' ? answer.__type.split('#').pop() : `HTTP ${res.statusCode}`;
-      const fault = res.statusCode >= 500 ? 'server-error' : res.statusCode === 429 ? 'rate-limited' : 'unauthorized';
-      throw new UpstreamFailure(options.name, fault, `ECR GetAuthorizationToken refused our access key (${type})`);
+      // An AWS JSON error names the refusal (UnrecognizedClientException, AccessDeniedException, ...), never
+      // the key; an answer without one is not ECR's API at all.
+      if (typeof answer.__type !== 'string') {
+        throw new UpstreamFailure(options.name, 'protocol', `no ECR API at ${apiUrl.origin} (POST answered ${res.statusCode})`);
+      }
+      throw new UpstreamFailure(options.name, 'unauthorized', `ECR GetAuthorizationToken refused our access key (${answer.__type.split('#').pop()})`);
     }
     const data = answer.authorizationData?.[0];
     const decoded = typeof data?.authorizationToken === 'string' ? Buffer.from(data.authorizationToken, 'base64').toString('utf8') : '';
     if (!decoded.startsWith('AWS:')) throw new UpstreamFailure(options.name, 'protocol', 'ECR GetAuthorizationToken answered without a token');
     // expiresAt is epoch seconds in AWS JSON 1.1.
     const expiresAt = typeof data?.expiresAt === 'number' ? data.expiresAt * 1000 : options.now() + 60 * 60_000;
-    cached = { key: fingerprint(key), password: decoded.slice('AWS:'.length), obtainedAt: options.now(), renewAt: expiresAt - RENEW_EARLY_MS };
+    cached = { key: credentialFingerprint(key), password: decoded.slice('AWS:'.length), obtainedAt: options.now(), renewAt: expiresAt - RENEW_EARLY_MS };
     return cached.password;
   };
 
@@ -95,7 +97,7 @@ export function ecrCredential(options: EcrCredentialOptions): {
     const key = await options.credential();
     if (!key) return undefined;
     if (key.username === 'AWS') return key;
-    const id = fingerprint(key);
+    const id = credentialFingerprint(key);
     if (cached?.key === id && cached.renewAt > options.now()) return { username: 'AWS', accessToken: cached.password };
     if (pending?.key !== id) {
       const promise = exchange(key).finally(() => {
@@ -115,6 +117,3 @@ export function ecrCredential(options: EcrCredentialOptions): {
   };
 }
 
-function fingerprint(credential: Credential): string {
-  return createHash('sha256').update(`${credential.username}\0${credential.accessToken}`).digest('hex');
-}

@@ -21,3 +21,12 @@ export class UpstreamFailure extends RegistryError {
     this.name = 'UpstreamFailure';
   }
 }
+
+/** A request that got no answer: a timeout, or the upstream unreachable (refused, reset, unknown host). */
+export function networkFailure(upstream: string, err: unknown, what = ''): UpstreamFailure {
+  const code = (err as { code?: string } | undefined)?.code ?? '';
+  const prefix = what ? `${what} ` : '';
+  return /TIMEOUT/i.test(code)
+    ? new UpstreamFailure(upstream, 'timeout', `${prefix}timed out (${code})`)
+    : new UpstreamFailure(upstream, 'unreachable', `${prefix}unreachable (${code || (err as Error | undefined)?.message || 'network error'})`);
+}

@@ -9,6 +9,11 @@ import { join } from 'node:path';
 import { openMetadata, startCistern, type TestCistern } from '../helpers/cistern.ts';
 import { pushImage } from '../helpers/oci.ts';
 import { pull } from '../helpers/pull.ts';
+import { createServer, type AddressInfo } from 'node:net';
+import { Agent } from 'undici';
+import { startFakeUpstream } from '../fixtures/fake-upstream.ts';
+import { ecrCredential } from '../../src/upstream/ecr-credential.ts';
+import type { UpstreamFailure } from '../../src/upstream/failure.ts';
 
 const HOUR = 3_600_000;
 
@@ -103,6 +108,41 @@ describe('pull-through cache: an ECR upstream', () => {
       assert.ok(!everything.includes('not-the-secret-access-key'));
     } finally {
       await cache.stop();
+    }
+  });
+
+  it('a registry without ECR\'s API, or an API that cannot be reached, is an upstream error naming it', async () => {
+    // kind: ecr pointed at a registry that asks for Basic auth but has no GetAuthorizationToken.
+    const plain = await startFakeUpstream({ auth: 'basic', users: { AKIAEXAMPLE: 'secret' } });
+    const notEcr = await startCistern({ registries: { ecr: { registry: plain.url, kind: 'ecr', username: 'AKIAEXAMPLE', accessToken: 'secret' } } });
+    try {
+      const res = await fetch(`${notEcr.url}/v2/ecr/team/app/manifests/v1`);
+      assert.equal(res.status, 502);
+      assert.match(await res.text(), new RegExp(`upstream ecr failed: no ECR API at ${plain.url} \\(POST answered \\d+\\)`));
+    } finally {
+      await notEcr.stop();
+      await plain.stop();
+    }
+    // The exchange itself, against a port nobody listens on.
+    const closed = await new Promise<number>((resolve) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as AddressInfo;
+        server.close(() => resolve(port));
+      });
+    });
+    const dispatcher = new Agent();
+    try {
+      const ecr = ecrCredential({
+        name: 'ecr',
+        registryUrl: `http://127.0.0.1:${closed}`,
+        credential: async () => ({ username: 'AKIAEXAMPLE', accessToken: 'secret' }),
+        dispatcher,
+        timeoutMs: 2000,
+        now: Date.now,
+      });
+      await assert.rejects(ecr.credential(), (err: UpstreamFailure) => err.fault === 'unreachable' && /^upstream ecr failed: ECR API unreachable \(ECONNREFUSED\)$/.test(err.message));
+    } finally {
+      await dispatcher.close();
     }
   });
 });

@@ -92,6 +92,19 @@ async function within(ms: number, check: () => boolean): Promise<boolean> {
 }
 
 /** Runs `test` with a fresh schema, always dropped afterwards. */
+/** A fresh schema with two store instances on it, as two Cisterns sharing one database. */
+async function withTwoStores(test: (a: PostgresMetadataStore, b: PostgresMetadataStore, schema: string) => Promise<void>): Promise<void> {
+  await withSchema(async (schema) => {
+    const [a, b] = await Promise.all([open(schema), open(schema)]);
+    try {
+      await test(a, b, schema);
+    } finally {
+      await b.close();
+      await a.close();
+    }
+  });
+}
+
 async function withSchema(test: (schema: string) => Promise<void>): Promise<void> {
   await requirePostgres();
   const schema = freshSchema();
@@ -180,9 +193,7 @@ describe('PostgresMetadataStore specifics', () => {
   });
 
   it('names the repositories another instance changed, and names none for changes beyond repositories', async () => {
-    await withSchema(async (schema) => {
-      const server = await open(schema);
-      const cli = await open(schema);
+    await withTwoStores(async (server, cli) => {
       const notices: (string[] | undefined)[] = [];
       const stop = server.watchExternalChanges((repositories) => notices.push(repositories));
       try {
@@ -198,16 +209,12 @@ describe('PostgresMetadataStore specifics', () => {
         assert.equal(notices[0], undefined, 'a rule change may matter to anything');
       } finally {
         stop();
-        await cli.close();
-        await server.close();
       }
     });
   });
 
   it('tells a watcher about commits from another instance, not about its own, nor about bookkeeping', async () => {
-    await withSchema(async (schema) => {
-      const server = await open(schema);
-      const cli = await open(schema);
+    await withTwoStores(async (server, cli, schema) => {
       let seen = 0;
       const stop = server.watchExternalChanges(() => seen++);
       try {
@@ -280,16 +287,12 @@ describe('PostgresMetadataStore specifics', () => {
         assert.equal(seen, stoppedAt, 'no calls after stop');
       } finally {
         stop();
-        await cli.close();
-        await server.close();
       }
     });
   });
 
   it('survives its connections being killed: the watcher reconnects and reports a change it may have missed', async () => {
-    await withSchema(async (schema) => {
-      const server = await open(schema);
-      const cli = await open(schema);
+    await withTwoStores(async (server, cli, schema) => {
       let seen = 0;
       const stop = server.watchExternalChanges(() => seen++);
       try {
@@ -310,74 +313,59 @@ describe('PostgresMetadataStore specifics', () => {
         assert.deepEqual(await server.repositories.list({ limit: 10 }), ['after/kill', 'before/kill'], 'the pool reconnects too');
       } finally {
         stop();
-        await cli.close();
-        await server.close();
       }
     });
   });
 
   it('keeps tags and manifests consistent when instances push and delete the same manifest at once', async () => {
-    await withSchema(async (schema) => {
-      const a = await open(schema);
-      const b = await open(schema);
-      try {
-        const content = Buffer.from('{"schemaVersion":2,"race":true}');
-        const digest = digestOf(content);
-        const put = (store: PostgresMetadataStore, tag: string) =>
-          store.manifests.put({ repository: 'race', digest, mediaType: IMAGE_MANIFEST, content, references: { blobs: [], manifests: [] }, tag, at: new Date() });
-        await put(a, 'seed');
-        for (let round = 0; round < 25; round++) {
-          await Promise.all([put(a, `t${round}`), b.manifests.delete('race', digest), put(b, `u${round}`), a.manifests.delete('race', digest)]);
-          const manifest = await a.manifests.get('race', digest);
-          const tags = await a.tags.list('race', { limit: 1000 });
-          if (!manifest) assert.deepEqual(tags, [], `round ${round}: tags ${tags.join(', ')} point at a deleted manifest`);
-        }
-      } finally {
-        await a.close();
-        await b.close();
+    await withTwoStores(async (a, b) => {
+      const content = Buffer.from('{"schemaVersion":2,"race":true}');
+      const digest = digestOf(content);
+      const put = (store: PostgresMetadataStore, tag: string) =>
+        store.manifests.put({ repository: 'race', digest, mediaType: IMAGE_MANIFEST, content, references: { blobs: [], manifests: [] }, tag, at: new Date() });
+      await put(a, 'seed');
+      for (let round = 0; round < 25; round++) {
+        await Promise.all([put(a, `t${round}`), b.manifests.delete('race', digest), put(b, `u${round}`), a.manifests.delete('race', digest)]);
+        const manifest = await a.manifests.get('race', digest);
+        const tags = await a.tags.list('race', { limit: 1000 });
+        if (!manifest) assert.deepEqual(tags, [], `round ${round}: tags ${tags.join(', ')} point at a deleted manifest`);
       }
     });
   });
 
   it('holds a named lock across instances, and lets go when the holder\'s session ends', async () => {
-    await withSchema(async (schema) => {
-      const [a, b] = await Promise.all([open(schema), open(schema)]);
-      try {
-        const order: string[] = [];
-        let releaseA!: () => void;
-        const held = new Promise<void>((resolve) => (releaseA = resolve));
-        let entered!: () => void;
-        const inside = new Promise<void>((resolve) => (entered = resolve));
-        const first = a.locks.with('manifest:x', async () => {
-          order.push('a in');
-          entered();
-          await held;
-          order.push('a out');
-        });
-        await inside;
-        const second = b.locks.with('manifest:x', async () => void order.push('b in'));
-        const other = b.locks.with('manifest:y', async () => void order.push('b other'));
-        await other;
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        assert.deepEqual(order, ['a in', 'b other'], 'b waits for a on the same name only');
-        releaseA();
-        await Promise.all([first, second]);
-        assert.deepEqual(order, ['a in', 'b other', 'a out', 'b in']);
+    await withTwoStores(async (a, b) => {
+      const order: string[] = [];
+      let releaseA!: () => void;
+      const held = new Promise<void>((resolve) => (releaseA = resolve));
+      let entered!: () => void;
+      const inside = new Promise<void>((resolve) => (entered = resolve));
+      const first = a.locks.with('manifest:x', async () => {
+        order.push('a in');
+        entered();
+        await held;
+        order.push('a out');
+      });
+      await inside;
+      const second = b.locks.with('manifest:x', async () => void order.push('b in'));
+      const other = b.locks.with('manifest:y', async () => void order.push('b other'));
+      await other;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.deepEqual(order, ['a in', 'b other'], 'b waits for a on the same name only');
+      releaseA();
+      await Promise.all([first, second]);
+      assert.deepEqual(order, ['a in', 'b other', 'a out', 'b in']);
 
-        // An instance that dies holding a lock does not hold it for ever: its session's locks go with it.
-        let hang!: () => void;
-        const stuck = a.locks.with('manifest:z', () => new Promise<void>((resolve) => (hang = resolve)));
-        await new Promise((resolve) => setTimeout(resolve, 100));
-        await admin((client) =>
-          client.query("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid() AND granted"),
-        );
-        assert.equal(await b.locks.with('manifest:z', async () => 'taken'), 'taken');
-        hang();
-        await stuck.catch(() => undefined);
-      } finally {
-        await a.close();
-        await b.close();
-      }
+      // An instance that dies holding a lock does not hold it for ever: its session's locks go with it.
+      let hang!: () => void;
+      const stuck = a.locks.with('manifest:z', () => new Promise<void>((resolve) => (hang = resolve)));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      await admin((client) =>
+        client.query("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid() AND granted"),
+      );
+      assert.equal(await b.locks.with('manifest:z', async () => 'taken'), 'taken');
+      hang();
+      await stuck.catch(() => undefined);
     });
   });
 

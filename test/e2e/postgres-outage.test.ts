@@ -16,14 +16,22 @@ import { dropSchema, freshSchema, POSTGRES_URL, requirePostgres } from '../helpe
 
 const TARGET = new URL(POSTGRES_URL);
 
-/** A TCP relay to PostgreSQL that can be cut (every connection dropped, new ones refused) and restored. */
+/**
+ * A TCP relay to PostgreSQL that can be cut (every connection dropped, new ones refused) and restored, or
+ * stalled (nothing forwarded, new connections accepted and left hanging: a database that does not answer).
+ */
 class Relay {
   private server: net.Server | undefined;
   private readonly sockets = new Set<net.Socket>();
+  private stalled = false;
   port = 0;
 
   async start(): Promise<void> {
     const server = net.createServer((client) => {
+      if (this.stalled) {
+        this.sockets.add(client.on('close', () => this.sockets.delete(client)).on('error', () => {}));
+        return;
+      }
       const upstream = net.connect(Number(TARGET.port || 5432), TARGET.hostname);
       for (const socket of [client, upstream]) {
         this.sockets.add(socket);
@@ -43,7 +51,13 @@ class Relay {
     this.server = server;
   }
 
+  stall(): void {
+    this.stalled = true;
+    for (const socket of this.sockets) socket.pause();
+  }
+
   async cut(): Promise<void> {
+    this.stalled = false;
     const server = this.server;
     this.server = undefined;
     for (const socket of this.sockets) socket.destroy();
@@ -114,5 +128,20 @@ describe('PostgreSQL outage under a running instance', { timeout: 60_000 }, () =
     assert.equal((await fetch(`${cistern.url}/readyz`)).status, 200);
     const pushed = await pushImage(cistern.url, 'team/after', 'v1', 'pg-outage/after');
     assert.equal((await fetch(`${cistern.url}/v2/team/after/manifests/v1`)).headers.get('docker-content-digest'), pushed.digest);
+  });
+
+  it('is not ready while the database does not answer at all, and says so within the probe\'s time', async () => {
+    assert.equal((await fetch(`${cistern.url}/readyz`)).status, 200);
+    relay.stall();
+    // A query that succeeded in the last 5 s answers for the database; wait until none has.
+    await new Promise((resolve) => setTimeout(resolve, 5_200));
+    const started = Date.now();
+    const readiness = await fetch(`${cistern.url}/readyz`);
+    assert.equal(readiness.status, 503);
+    assert.equal(await readiness.text(), 'metadata store unavailable\n');
+    assert.ok(Date.now() - started < 4_000, 'the probe gives up after its 2 s, not pg\'s 30 s');
+    await relay.cut();
+    await relay.start();
+    assert.ok(await eventually(10_000, async () => (await fetch(`${cistern.url}/readyz`)).status === 200), 'ready again');
   });
 });
